@@ -1,0 +1,5 @@
+"""reconciler — proactive registration reconciliation for social-insurance institutions."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Append-only, tamper-evident audit log: each entry's hash covers the previous hash.
+
+Editing or deleting any entry breaks every hash after it; :func:`verify` finds the first
+broken entry. Entries are written in the caller's unit of work, so a decision and its
+audit entry commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from reconciler.storage import audit_log
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, at: datetime, actor: str, action: str, subject: str | None,
+            details: Mapping[str, Any]) -> str:
+    # SQLite hands back naive UTC datetimes, PostgreSQL aware ones: hash one canonical text.
+    stamp = (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    body = json.dumps([prev, stamp, actor, action, subject, details],
+                      sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class AuditTrail:
+    """Appends to the chain inside one unit of work; reads the chain's tip once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        tip = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc())
+                           .limit(1)).scalar()
+        self.tip: str = tip or GENESIS
+        self._rows: list[dict[str, Any]] = []
+
+    def append(self, at: datetime, actor: str, action: str, subject: str | None,
+               details: Mapping[str, Any]) -> None:
+        clean = json.loads(json.dumps(details, default=str))
+        digest = _digest(self.tip, at, actor, action, subject, clean)
+        self._rows.append({"at": at, "actor": actor, "action": action, "subject": subject,
+                           "details": clean, "prev_hash": self.tip, "hash": digest})
+        self.tip = digest
+        if len(self._rows) >= 5000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            self.conn.execute(insert(audit_log), self._rows)
+            self._rows = []
+
+
+def verify(conn: Connection) -> tuple[bool, int, str]:
+    """(ok, entries checked, message naming the first broken entry)."""
+    prev = GENESIS
+    count = 0
+    for row in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings():
+        count += 1
+        at = row["at"]
+        expected = _digest(prev, at, row["actor"], row["action"], row["subject"],
+                           row["details"])
+        if row["prev_hash"] != prev:
+            return False, count, f"entry {row['id']}: previous hash does not match (deleted?)"
+        if row["hash"] != expected:
+            return False, count, f"entry {row['id']}: content does not match its hash (edited?)"
+        prev = row["hash"]
+    return True, count, f"{count} entries, chain intact"

@@ -1,0 +1,260 @@
+"""The ``reconciler`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from reconciler.config import Settings, load_settings
+from reconciler.errors import ConfigError, FatalError, ReconcilerError
+from reconciler.logs import configure_logging
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        path = obj.get("config")
+        obj["settings"] = load_settings(Path(path) if path else None)
+        configure_logging(obj["settings"].log_level)
+    settings: Settings = obj["settings"]
+    return settings
+
+
+def _app(ctx: click.Context) -> Any:
+    from reconciler.pipeline import Reconciler
+
+    return Reconciler.from_settings(_settings(ctx))
+
+
+class _Group(click.Group):
+    """Errors of ours become one clear line and exit 2 (config) or 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        except ReconcilerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config", type=click.Path(dir_okay=False),
+              envvar="RECONCILER_CONFIG", help="YAML settings (default: config/reconciler.yaml)")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Proactive registration reconciliation: partner feeds in, findings and events out."""
+    ctx.ensure_object(dict)["config"] = config
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="pull every connector once, reconcile, act, exit")
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """Run the daemon (or one pass with --once)."""
+    from reconciler.pipeline import Progress
+
+    app = _app(ctx)
+    if once:
+        report = app.run_once(Progress())
+        click.echo(json.dumps({"as_of": report.as_of.isoformat(), "ingest": report.ingest,
+                               "identity": report.identity, "findings": report.findings,
+                               "timings": report.timings}, indent=2))
+        return
+    from reconciler.daemon import Daemon
+
+    sys.exit(Daemon(app).run_forever())
+
+
+@main.group()
+def findings() -> None:
+    """Findings: export."""
+
+
+@findings.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-")
+@click.option("--status", default=None, help="only findings in this status")
+@click.option("--rule", default=None, help="only findings of this sign")
+@click.pass_context
+def export_findings(ctx: click.Context, fmt: str, output: str, status: str | None,
+                    rule: str | None) -> None:
+    """Write the findings (contract: one JSON object a line, or CSV)."""
+    from reconciler.export import iter_findings, write_csv, write_jsonl
+
+    app = _app(ctx)
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    with app.engine.connect() as conn, click.open_file(output, "w", encoding="utf-8") as out:
+        count = writer(iter_findings(conn, status, rule), out)
+    if output != "-":
+        click.echo(f"{count} findings written to {output}", err=True)
+
+
+@main.command()
+@click.option("--workers", default=2000, show_default=True, help="size of the generated world")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--once", is_flag=True, help="run one pass and exit instead of the daemon")
+@click.option("--force", is_flag=True, help="replace an existing inbox")
+@click.pass_context
+def demo(ctx: click.Context, workers: int, seed: int, once: bool, force: bool) -> None:
+    """Generate a demo world into the inbox, then run the daemon on it."""
+    from reconciler.synth.world import WorldSpec, generate_world, write_world
+
+    settings = _settings(ctx)
+    inbox = settings.inbox
+    truth = inbox.parent / "truth"
+    if inbox.exists() and any(inbox.iterdir()):
+        if not force:
+            click.echo(f"{inbox} is not empty: using it as it is (--force to regenerate)",
+                       err=True)
+        else:
+            shutil.rmtree(inbox)
+    if not inbox.exists() or not any(inbox.iterdir()):
+        as_of = settings.today()
+        world = generate_world(WorldSpec(workers=workers, seed=seed, as_of=as_of))
+        write_world(world, inbox, truth)
+        click.echo(f"generated {workers} workers into {inbox} (truth in {truth})", err=True)
+    ctx.invoke(run, once=once)
+    if once:
+        click.echo(f"score it: reconciler evaluate --truth {truth}", err=True)
+
+
+@main.command()
+@click.option("--truth", type=click.Path(file_okay=False, exists=True), required=True,
+              help="the ground-truth folder a generated world was written with")
+@click.option("--findings", "findings_file", type=click.Path(dir_okay=False, exists=True),
+              help="a findings export (default: the findings in the database)")
+@click.pass_context
+def evaluate(ctx: click.Context, truth: str, findings_file: str | None) -> None:
+    """Per-sign precision, recall and F1 of the findings against a world's ground truth."""
+    from reconciler.evaluate import evaluate as score
+
+    def rows() -> Iterator[dict[str, Any]]:
+        if findings_file:
+            with open(findings_file, encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        yield json.loads(line)
+            return
+        from reconciler.export import iter_findings
+
+        with _app(ctx).engine.connect() as conn:
+            yield from iter_findings(conn)
+
+    result = score(list(rows()), Path(truth))
+    click.echo(result.format_table())
+
+
+@main.command()
+@click.option("--workers", default=1000, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--as-of", "as_of", default=None, help="YYYY-MM-DD (default: today)")
+@click.option("--inbox", type=click.Path(file_okay=False), required=True)
+@click.option("--truth", type=click.Path(file_okay=False), required=True)
+def generate(workers: int, seed: int, as_of: str | None, inbox: str, truth: str) -> None:
+    """Write a synthetic world (feeds and ground truth) without running anything."""
+    from reconciler.synth.world import WorldSpec, generate_world, write_world
+
+    day = date.fromisoformat(as_of) if as_of else date.today()
+    summary = write_world(generate_world(WorldSpec(workers=workers, seed=seed, as_of=day)),
+                          Path(inbox), Path(truth))
+    click.echo(json.dumps(summary, default=str, indent=2) if isinstance(summary, dict)
+               else str(summary))
+
+
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Validate the settings and the rule catalogue without running anything."""
+    from reconciler.rules.catalogue import load_catalogue
+
+    settings = _settings(ctx)
+    catalogue = load_catalogue(settings.rules_path)
+    click.echo(f"configuration valid: {len(settings.connectors)} connectors, "
+               f"{len(catalogue.signs)} signs, database {settings.database_url.split(':')[0]}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply the Alembic migrations up to the newest."""
+    from reconciler.migrate import current_revision, upgrade
+    from reconciler.storage import create_db_engine
+
+    engine = create_db_engine(_settings(ctx).database_url)
+    upgrade(engine)
+    click.echo(f"schema at revision {current_revision(engine)}")
+
+
+@main.group()
+def quarantine() -> None:
+    """Rows rejected at ingest."""
+
+
+@quarantine.command("list")
+@click.option("--feed", default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def quarantine_list(ctx: click.Context, feed: str | None, limit: int, as_json: bool) -> None:
+    """Show quarantined rows: where they came from and why they were rejected."""
+    from sqlalchemy import func
+
+    from reconciler.storage import quarantine as table
+
+    app = _app(ctx)
+    with app.engine.connect() as conn:
+        where = [table.c.feed == feed] if feed else []
+        total = conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+        rows = conn.execute(select(table).where(*where).order_by(table.c.id).limit(limit)
+                            ).mappings().all()
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({k: r[k] for k in ("feed", "source", "line_no", "field",
+                                                     "reason")}, ensure_ascii=False))
+        return
+    click.echo(f"{total} quarantined rows" + (f" (showing {len(rows)})" if total > limit else ""))
+    for r in rows:
+        click.echo(f"{r['feed']:<13} {Path(r['source']).name}:{r['line_no']:<6} {r['reason']}")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the hash chain; exit 1 naming the first edited or deleted entry."""
+    from reconciler.audit import verify
+
+    with _app(ctx).engine.connect() as conn:
+        ok, _count, message = verify(conn)
+    click.echo(message)
+    if not ok:
+        raise FatalError("audit chain broken: " + message)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

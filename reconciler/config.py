@@ -1,0 +1,211 @@
+"""Settings: YAML in ``config/``, validated with pydantic, overridden by the environment.
+
+Load order (later wins): the defaults below → the YAML file → ``RECONCILER_*`` variables.
+Secrets never live in YAML: a setting that needs one names the environment variable
+that holds it (``*_env`` keys), and a database URL with a password in the file is refused.
+Every problem is reported at once, each with the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+
+from reconciler.errors import ConfigError
+from reconciler.identity.identifiers import IdentifierProfile
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+FEEDS = ("contracts", "permits", "payroll", "employers", "contributors", "engagements")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    """When a job runs: a cron expression (``"0 2 * * *"``) or a fixed interval in seconds."""
+
+    cron: str | None = None
+    interval_seconds: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Schedule:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("give exactly one of 'cron' or 'interval_seconds'")
+        return self
+
+
+class ConnectorSettings(_Strict):
+    """A partner connector as a declaration; ``type`` picks the implementation."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    type: Literal["filedrop"] = "filedrop"
+    feed: Literal["contracts", "permits", "payroll", "employers", "contributors", "engagements"]
+    path: str = Field(description="folder under the inbox (filedrop)")
+    pattern: str = "*.csv"
+    schedule: Schedule = Schedule(interval_seconds=900)
+
+
+def _default_connectors() -> tuple[ConnectorSettings, ...]:
+    return (
+        ConnectorSettings(name="registry-contributors", feed="contributors", path="registry",
+                          pattern="contributors*.csv"),
+        ConnectorSettings(name="registry-engagements", feed="engagements", path="registry",
+                          pattern="engagements*.csv"),
+        ConnectorSettings(name="employers", feed="employers", path="employers"),
+        ConnectorSettings(name="contracts", feed="contracts", path="contracts"),
+        ConnectorSettings(name="permits", feed="permits", path="permits"),
+        ConnectorSettings(name="payroll", feed="payroll", path="payroll"),
+    )
+
+
+class IdentitySettings(_Strict):
+    """Identifier profile and the two link thresholds (see README, *Identity*)."""
+
+    id_length: int = Field(default=10, ge=4, le=20)
+    id_check: Literal["luhn", "none"] = "luhn"
+    id_prefixes: dict[str, str] = Field(
+        default_factory=lambda: {"national_id": "1", "residence_id": "2", "border_number": "34"}
+    )
+    auto_threshold: float = Field(default=0.99, gt=0, lt=1)
+    review_threshold: float = Field(default=0.80, gt=0, lt=1)
+    max_block_size: int = Field(default=200, ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IdentitySettings:
+        if self.review_threshold >= self.auto_threshold:
+            raise ValueError("review_threshold must be below auto_threshold")
+        return self
+
+    @property
+    def profile(self) -> IdentifierProfile:
+        return IdentifierProfile(length=self.id_length, check=self.id_check,
+                                 prefixes=dict(self.id_prefixes))
+
+
+class Settings(_Strict):
+    """Everything the daemon needs; built by :func:`load_settings`, passed in, never global."""
+
+    database_url: str = "sqlite:///var/reconciler.db"
+    inbox: Path = Path("var/inbox")
+    as_of: date | None = None
+    kafka_bootstrap: str | None = None
+    rules_file: Path = Path("rules.yaml")
+    connectors: tuple[ConnectorSettings, ...] = Field(default_factory=_default_connectors)
+    reconcile_schedule: Schedule = Schedule(cron="0 2 * * *")
+    identity: IdentitySettings = IdentitySettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    config_dir: Path = REPO_CONFIG_DIR
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except Exception as exc:  # sqlalchemy raises ArgumentError with a clear text
+            raise ValueError(f"not a SQLAlchemy URL ({exc})") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _unique_connectors(self) -> Settings:
+        names = [c.name for c in self.connectors]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"connector names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def rules_path(self) -> Path:
+        return self.rules_file if self.rules_file.is_absolute() else self.config_dir / self.rules_file
+
+    def today(self) -> date:
+        """The as-of date: ``RECONCILER_AS_OF`` for replays and tests, otherwise today (UTC)."""
+        from datetime import UTC, datetime
+
+        return self.as_of or datetime.now(UTC).date()
+
+
+ENV_OVERRIDES = {
+    "RECONCILER_DATABASE_URL": "database_url",
+    "RECONCILER_INBOX": "inbox",
+    "RECONCILER_AS_OF": "as_of",
+    "RECONCILER_KAFKA_BOOTSTRAP": "kafka_bootstrap",
+    "RECONCILER_LOG_LEVEL": "log_level",
+}
+
+
+def _describe(error: Mapping[str, Any], source: str) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    shown = error.get("input")
+    got = "" if isinstance(shown, dict) else f" (got {shown!r})"
+    return f"{source}: {loc}: {error['msg']}{got}"
+
+
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the YAML file (``RECONCILER_CONFIG``, else ``config/reconciler.yaml`` of this checkout
+    when it exists, else built-in defaults), apply the environment, validate everything at once."""
+    env = os.environ if env is None else env
+    if path is None and env.get("RECONCILER_CONFIG"):
+        path = Path(env["RECONCILER_CONFIG"])
+    if path is None:
+        candidate = REPO_CONFIG_DIR / "reconciler.yaml"
+        path = candidate if candidate.exists() else None
+    data: dict[str, Any] = {}
+    source = "built-in defaults"
+    problems: list[str] = []
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(source, ["file not found"]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(source, ["expected a mapping of settings at the top level"])
+        data = loaded
+        data.setdefault("config_dir", str(path.resolve().parent))
+        url = str(data.get("database_url", ""))
+        if url and _has_password(url):
+            problems.append(
+                f"{source}: database_url: a password does not belong in the file; "
+                "set RECONCILER_DATABASE_URL in the environment instead"
+            )
+    for var, key in ENV_OVERRIDES.items():
+        if env.get(var):
+            data[key] = env[var]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(
+            _describe(e, "environment" if _from_env(e, env) else source) for e in exc.errors()
+        )
+        raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+    return settings
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return make_url(url).password is not None
+    except Exception:
+        return False
+
+
+def _from_env(error: Mapping[str, Any], env: Mapping[str, str]) -> bool:
+    top = str(error["loc"][0]) if error["loc"] else ""
+    return any(key == top and env.get(var) for var, key in ENV_OVERRIDES.items())

@@ -1,0 +1,1 @@
+"""Identity: normalise records and resolve them into persons."""

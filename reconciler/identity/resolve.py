@@ -1,0 +1,390 @@
+"""Resolve records from every feed and the registry into persons.
+
+The method, in the order it runs (README, *Identity*):
+
+1. **Signatures.** Records with the same identity fields (a worker's payroll line repeats
+   every month) are one *signature*; everything below works on signatures.
+2. **Identifier links.** Signatures sharing a *valid* national ID, residence ID or border
+   number are joined. A cluster may never hold two different valid identifiers of one
+   kind: two residence IDs mean two people, whatever the names say.
+3. **Scored links.** Candidate pairs come from blocks (same passport; same name key and
+   birth year; same full birth date and nationality; same name key at the same employer).
+   Each pair gets a Fellegi–Sunter score: a sum of per-field log₂ Bayes factors
+   (:class:`MatchWeights`) turned into a probability. Pairs are merged best first, under the
+   same one-identifier-per-kind constraint, so the collective evidence decides: once
+   residence ID A holds a registry record, a look-alike carrying residence ID B cannot join it.
+4. **Bands.** Links at or above ``auto_threshold`` merge. Links in the review band do not
+   merge; they are kept as *doubts* on both persons, which blocks auto-registration and
+   surfaces in the finding. Anything below is dropped.
+5. **Stable ids.** A person keeps the id the majority of its records had in the previous
+   run; a new person is named after its smallest record reference, so the ids of a full
+   re-run equal those of an incremental one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from reconciler.identity.normalize import (
+    BirthDate,
+    arabic_to_latin,
+    birth_date_agreement,
+    name_key,
+    name_similarity,
+    name_tokens,
+    parse_birth_date,
+)
+
+STRONG_KINDS = ("national_id", "residence_id", "border_number")
+IDENTITY_COLUMNS = ["national_id", "residence_id", "border_number", "passport_number",
+                    "invalid_ids", "nationality", "name_en", "name_ar", "date_of_birth", "sex"]
+
+
+@dataclass(frozen=True)
+class MatchWeights:
+    """log₂ Bayes factors per comparison level; the prior is the log₂ odds of a random
+    candidate pair being a match. Read as: *this agreement makes a match 2^w times likelier*."""
+
+    prior: float = -9.0
+    name_exact: float = 9.0  # similarity ≥ 0.97
+    name_close: float = 6.5  # ≥ 0.90
+    name_fair: float = 3.0  # ≥ 0.80
+    name_weak: float = -1.0  # ≥ 0.65
+    name_differs: float = -8.0
+    dob_exact: float = 7.0
+    dob_exact_default: float = 2.0  # exact, but 1 January or another administrative default
+    dob_swapped: float = 2.5
+    dob_year: float = 1.0
+    dob_differs: float = -8.0
+    nationality_agrees: float = 1.5
+    nationality_differs: float = -6.0
+    sex_agrees: float = 0.3
+    sex_differs: float = -5.0
+    passport_agrees: float = 9.0
+    same_employer: float = 2.0
+    identifier_conflict: float = -25.0
+
+
+@dataclass(frozen=True)
+class Link:
+    """A scored link between two records, with the reasons in words."""
+
+    ref_a: str
+    ref_b: str
+    probability: float
+    weights: Mapping[str, float]
+
+    def explain(self) -> list[str]:
+        return [f"{name}: {w:+.1f}" for name, w in self.weights.items()]
+
+
+@dataclass
+class Person:
+    person_id: str
+    refs: list[str]
+    confidence: float  # the weakest link that holds the person together; 1.0 for identifiers
+    links: list[Link] = field(default_factory=list)
+    doubts: list[Link] = field(default_factory=list)  # review-band links to other persons
+
+
+@dataclass
+class Resolution:
+    person_of: dict[str, str]  # record ref -> person id
+    persons: dict[str, Person]
+    stats: dict[str, int]
+
+
+class _Clusters:
+    """Union–find over signatures that refuses merges joining two different valid
+    identifiers of the same kind."""
+
+    def __init__(self, ids: list[dict[str, str]]) -> None:
+        self.parent = list(range(len(ids)))
+        self.ids: dict[int, dict[str, str]] = {i: dict(v) for i, v in enumerate(ids) if v}
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    def conflict(self, a: int, b: int) -> bool:
+        ia, ib = self.ids.get(a), self.ids.get(b)
+        if not ia or not ib:
+            return False
+        return any(ib.get(k, v) != v for k, v in ia.items())
+
+    def union(self, i: int, j: int) -> bool:
+        a, b = self.find(i), self.find(j)
+        if a == b:
+            return True
+        if self.conflict(a, b):
+            return False
+        if b < a:
+            a, b = b, a
+        self.parent[b] = a
+        merged = self.ids.pop(b, None)
+        if merged:
+            self.ids.setdefault(a, {}).update(merged)
+        return True
+
+
+def _probability(score: float) -> float:
+    return 1.0 / (1.0 + math.pow(2.0, -score)) if score > -60 else 0.0
+
+
+def _valid_ids(row: Mapping[str, object]) -> dict[str, str]:
+    invalid = str(row.get("invalid_ids") or "")
+    out: dict[str, str] = {}
+    for kind in STRONG_KINDS:
+        value = row.get(kind)
+        if isinstance(value, str) and value and kind not in invalid:
+            out[kind] = value
+    return out
+
+
+class IdentityResolver:
+    def __init__(self, auto_threshold: float = 0.99, review_threshold: float = 0.80,
+                 max_block_size: int = 200, weights: MatchWeights | None = None) -> None:
+        self.auto_threshold = auto_threshold
+        self.review_threshold = review_threshold
+        self.max_block_size = max_block_size
+        self.w = weights or MatchWeights()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def resolve(self, records: pd.DataFrame,
+                previous: Mapping[str, str] | None = None) -> Resolution:
+        """``records``: one row per record, columns ``ref``, ``employer_id`` and
+        :data:`IDENTITY_COLUMNS`. ``previous``: ref → person id of the last run."""
+        sig_cols = [c for c in IDENTITY_COLUMNS if c in records.columns]
+        frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])
+        frame = frame.astype(object).where(frame.notna(), None)
+        keyed = frame[sig_cols].astype(str)
+        sig_codes, uniques = pd.factorize(pd.Series(list(zip(*[keyed[c] for c in sig_cols],
+                                                             strict=True))))
+        first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
+        sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
+        sigs["sig"] = np.arange(len(sigs))
+        employers_of = frame.groupby(sig_codes)["employer_id"].agg(
+            lambda s: frozenset(x for x in s if x))
+        sigs["employers"] = employers_of.reindex(range(len(sigs))).to_list()
+        features = self._features(sigs)
+        clusters = _Clusters([_valid_ids(r) for r in sigs[list(STRONG_KINDS) + ["invalid_ids"]]
+                              .to_dict("records")])
+        # 2. identifier links
+        for kind in STRONG_KINDS:
+            col = sigs[kind].where(~sigs["invalid_ids"].fillna("").str.contains(kind), None)
+            for members in col.dropna().groupby(col.dropna()).groups.values():
+                first = members[0]
+                for other in members[1:]:
+                    clusters.union(first, other)
+        # 3. scored links
+        pairs = self._candidate_pairs(sigs, features, clusters)
+        scored = [(self._score(features, i, j), i, j) for i, j in pairs]
+        scored.sort(key=lambda t: -t[0][0])
+        link_edges: list[tuple[int, int, float, dict[str, float]]] = []
+        doubt_edges: list[tuple[int, int, float, dict[str, float]]] = []
+        for (score, weights), i, j in scored:
+            p = _probability(score)
+            if p < self.review_threshold:
+                break
+            if p >= self.auto_threshold and clusters.union(i, j):
+                link_edges.append((i, j, p, weights))
+            elif clusters.find(i) != clusters.find(j):
+                doubt_edges.append((i, j, p, weights))
+        # 4. persons
+        roots = np.fromiter((clusters.find(i) for i in range(len(sigs))), dtype=np.int64,
+                            count=len(sigs))
+        record_root = roots[sig_codes]
+        refs = frame["ref"].to_numpy()
+        by_root: dict[int, list[str]] = defaultdict(list)
+        for ref, root in zip(refs, record_root, strict=True):
+            by_root[int(root)].append(str(ref))
+        first_ref = {int(sigs_i): str(refs[r]) for sigs_i, r in enumerate(first_rows)}
+        names = self._name_persons(by_root, previous or {})
+        persons = {pid: Person(pid, sorted(by_root[root]), 1.0) for root, pid in names.items()}
+        for i, j, p, weights in link_edges:
+            person = persons[names[int(roots[i])]]
+            person.confidence = min(person.confidence, p)
+            person.links.append(Link(first_ref[i], first_ref[j], p, weights))
+        for i, j, p, weights in doubt_edges:
+            ri, rj = int(roots[i]), int(roots[j])
+            if ri == rj:
+                continue
+            link = Link(first_ref[i], first_ref[j], p, weights)
+            persons[names[ri]].doubts.append(link)
+            persons[names[rj]].doubts.append(link)
+        person_of = {ref: names[int(root)] for ref, root in zip(refs, record_root, strict=True)}
+        stats = {"records": len(frame), "signatures": len(sigs), "persons": len(persons),
+                 "candidate_pairs": len(pairs), "scored_links": len(link_edges),
+                 "review_links": len(doubt_edges)}
+        return Resolution(person_of=person_of, persons=persons, stats=stats)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _features(sigs: pd.DataFrame) -> dict[str, list[object]]:
+        tokens: list[tuple[str, ...]] = []
+        for en, ar in zip(sigs["name_en"], sigs["name_ar"], strict=True):
+            toks = name_tokens(en) if en else ()
+            if not toks and ar:
+                toks = name_tokens(arabic_to_latin(ar))
+            tokens.append(toks)
+        dobs: list[BirthDate | None] = []
+        for raw in sigs["date_of_birth"]:
+            try:
+                dobs.append(parse_birth_date(raw) if raw else None)
+            except ValueError:
+                dobs.append(None)
+        return {
+            "tokens": list(tokens),
+            "name_key": [name_key(t) if t else None for t in tokens],
+            "dob": list(dobs),
+            "nationality": sigs["nationality"].tolist(),
+            "sex": sigs["sex"].tolist(),
+            "passport": sigs["passport_number"].tolist(),
+            "ids": [_valid_ids(r) for r in sigs[list(STRONG_KINDS) + ["invalid_ids"]]
+                    .to_dict("records")],
+            "employers": sigs["employers"].tolist(),
+        }
+
+    def _candidate_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],
+                         clusters: _Clusters) -> list[tuple[int, int]]:
+        n = len(sigs)
+        year = [d.year if isinstance(d, BirthDate) else None for d in f["dob"]]
+        full = [d.iso() if isinstance(d, BirthDate) and d.precision == "day" else None
+                for d in f["dob"]]
+        keys: dict[str, list[object]] = {
+            "passport": f["passport"],
+            "name_year": [(k, y) if k and y else None
+                          for k, y in zip(f["name_key"], year, strict=True)],
+            "dob_nat": [(d, c) if d and c else None
+                        for d, c in zip(full, f["nationality"], strict=True)],
+        }
+        emp_keys: list[tuple[int, object]] = []
+        for i, (k, emps) in enumerate(zip(f["name_key"], f["employers"], strict=True)):
+            if k:
+                assert isinstance(emps, frozenset)
+                emp_keys.extend((i, (k, e)) for e in emps)
+        pairs: set[tuple[int, int]] = set()
+
+        def add_blocks(members_by_key: Mapping[object, list[int]]) -> None:
+            for members in members_by_key.values():
+                if len(members) < 2 or len(members) > self.max_block_size:
+                    continue
+                roots = [clusters.find(m) for m in members]
+                for a in range(len(members)):
+                    for b in range(a + 1, len(members)):
+                        if roots[a] != roots[b]:
+                            i, j = members[a], members[b]
+                            pairs.add((i, j) if i < j else (j, i))
+
+        for values in keys.values():
+            groups: dict[object, list[int]] = defaultdict(list)
+            for i in range(n):
+                v = values[i]
+                if v is not None:
+                    groups[v].append(i)
+            add_blocks(groups)
+        emp_groups: dict[object, list[int]] = defaultdict(list)
+        for i, key in emp_keys:
+            emp_groups[key].append(i)
+        add_blocks(emp_groups)
+        return sorted(pairs)
+
+    def _score(self, f: Mapping[str, list[object]], i: int,
+               j: int) -> tuple[float, dict[str, float]]:
+        w = self.w
+        weights: dict[str, float] = {"prior": w.prior}
+        ids_i, ids_j = f["ids"][i], f["ids"][j]
+        assert isinstance(ids_i, dict) and isinstance(ids_j, dict)
+        for kind, value in ids_i.items():
+            other = ids_j.get(kind)
+            if other is not None and other != value:
+                weights[f"{kind} differs"] = w.identifier_conflict
+        ti, tj = f["tokens"][i], f["tokens"][j]
+        assert isinstance(ti, tuple) and isinstance(tj, tuple)
+        if ti and tj:
+            sim = name_similarity(ti, tj)
+            if sim >= 0.97:
+                weights["name same"] = w.name_exact
+            elif sim >= 0.90:
+                weights["name close"] = w.name_close
+            elif sim >= 0.80:
+                weights["name similar"] = w.name_fair
+            elif sim >= 0.65:
+                weights["name weakly similar"] = w.name_weak
+            else:
+                weights["name differs"] = w.name_differs
+        di, dj = f["dob"][i], f["dob"][j]
+        assert di is None or isinstance(di, BirthDate)
+        assert dj is None or isinstance(dj, BirthDate)
+        level = birth_date_agreement(di, dj)
+        if level == "exact":
+            low = (di is not None and di.is_low_information)
+            weights["birth date same" + (" (a default date)" if low else "")] = (
+                w.dob_exact_default if low else w.dob_exact)
+        elif level == "swapped":
+            weights["birth date day/month swapped"] = w.dob_swapped
+        elif level == "year":
+            weights["birth year same"] = w.dob_year
+        elif level == "mismatch":
+            weights["birth date differs"] = w.dob_differs
+        ni, nj = f["nationality"][i], f["nationality"][j]
+        if ni and nj:
+            if ni == nj:
+                weights["nationality same"] = w.nationality_agrees
+            else:
+                weights["nationality differs"] = w.nationality_differs
+        si, sj = f["sex"][i], f["sex"][j]
+        if si and sj:
+            if si == sj:
+                weights["sex same"] = w.sex_agrees
+            else:
+                weights["sex differs"] = w.sex_differs
+        pi, pj = f["passport"][i], f["passport"][j]
+        if pi and pj and pi == pj:
+            weights["passport same"] = w.passport_agrees
+        ei, ej = f["employers"][i], f["employers"][j]
+        assert isinstance(ei, frozenset) and isinstance(ej, frozenset)
+        if ei & ej:
+            weights["same employer"] = w.same_employer
+        return sum(weights.values()), weights
+
+    @staticmethod
+    def _name_persons(by_root: Mapping[int, list[str]],
+                      previous: Mapping[str, str]) -> dict[int, str]:
+        """Keep last run's id where the majority of a person's records had it; otherwise
+        derive the id from the smallest record ref (so a full re-run gives the same ids)."""
+        names: dict[int, str] = {}
+        taken: set[str] = set()
+        order = sorted(by_root, key=lambda r: (-len(by_root[r]), min(by_root[r])))
+        for root in order:
+            votes = Counter(previous[ref] for ref in by_root[root] if ref in previous)
+            for pid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0])):
+                if pid not in taken:
+                    names[root] = pid
+                    break
+            else:
+                names[root] = mint_person_id(min(by_root[root]))
+            taken.add(names[root])
+        return names
+
+
+def mint_person_id(ref: str) -> str:
+    return "P" + hashlib.sha256(ref.encode()).hexdigest()[:15].upper()
+
+
+def identity_frame(rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows)).reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])

@@ -1,0 +1,166 @@
+"""The contributor registry, behind a seam.
+
+:class:`RegistryGateway` is all the rest of the reconciler knows of the registry: read
+contributors and engagements, register an engagement. :class:`EmbeddedRegistry` keeps the
+registry in this database — the imported snapshot (``contributors`` / ``engagements`` feeds,
+staged like any feed, history kept) plus what the reconciler itself registered
+(``registrations``). An institution plugs in its own registry by implementing the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import pandas as pd
+from sqlalchemy import Connection, func, insert, select
+
+from reconciler.storage import registrations, source_records
+
+CONTRIBUTOR_COLUMNS = ["contributor_id", "national_id", "residence_id", "border_number",
+                       "passport_number", "invalid_ids", "nationality", "name_en", "name_ar",
+                       "date_of_birth", "sex", "source"]
+ENGAGEMENT_COLUMNS = ["engagement_id", "contributor_id", "employer_id", "start_date",
+                      "end_date", "status", "registered_on", "contributory_wage",
+                      "occupation_code", "registered_by"]
+
+
+@dataclass(frozen=True)
+class NewContributor:
+    national_id: str | None
+    residence_id: str | None
+    border_number: str | None
+    passport_number: str | None
+    nationality: str | None
+    name_en: str | None
+    name_ar: str | None
+    date_of_birth: str | None
+    sex: str | None
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    """Register ``contributor_id`` (or a new contributor) at ``employer_id`` from ``start_date``."""
+
+    employer_id: str
+    start_date: date
+    registered_on: date
+    contributory_wage: float
+    occupation_code: str | None
+    contributor_id: str | None = None
+    new_contributor: NewContributor | None = None
+    finding_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Registration:
+    contributor_id: str
+    engagement_id: str
+    created_contributor: bool
+
+
+class RegistryGateway(Protocol):
+    def contributors(self, conn: Connection) -> pd.DataFrame:
+        """Every contributor, columns :data:`CONTRIBUTOR_COLUMNS`."""
+        ...
+
+    def engagements(self, conn: Connection) -> pd.DataFrame:
+        """Every engagement, columns :data:`ENGAGEMENT_COLUMNS` (dates as ``datetime.date``)."""
+        ...
+
+    def register(self, conn: Connection, request: RegistrationRequest,
+                 now: datetime) -> Registration:
+        """Register an engagement in the caller's unit of work."""
+        ...
+
+
+class EmbeddedRegistry:
+    """The registry kept in this database: the snapshot feeds plus our own registrations."""
+
+    contributor_prefix = "R"  # ids the reconciler mints; a later snapshot row with the same id wins
+    engagement_prefix = "RG"
+
+    def contributors(self, conn: Connection) -> pd.DataFrame:
+        cols = [c for c in CONTRIBUTOR_COLUMNS if c != "source"]
+        snap = _frame(conn, "contributors", [*cols[1:], "record_key"]).rename(
+            columns={"record_key": "contributor_id"})
+        snap["source"] = "snapshot"
+        own = self._own(conn, "contributor")
+        if not own.empty:
+            own = own[~own["contributor_id"].isin(snap["contributor_id"])]
+            own["source"] = "reconciler"
+        frames = [f for f in (snap, own) if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=CONTRIBUTOR_COLUMNS)
+        return pd.concat(frames, ignore_index=True).reindex(columns=CONTRIBUTOR_COLUMNS)
+
+    def engagements(self, conn: Connection) -> pd.DataFrame:
+        cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
+        snap = _frame(conn, "engagements", [*cols, "record_key"]).rename(
+            columns={"record_key": "engagement_id"})
+        snap["registered_by"] = "employer"
+        own = self._own(conn, "engagement")
+        if not own.empty:
+            own = own[~own["engagement_id"].isin(snap["engagement_id"])]
+            own["registered_by"] = "reconciler"
+            for col in ("start_date", "end_date", "registered_on"):
+                own[col] = own[col].map(lambda v: date.fromisoformat(v) if v else None)
+        frames = [f for f in (snap, own) if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
+        return pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
+
+    def register(self, conn: Connection, request: RegistrationRequest,
+                 now: datetime) -> Registration:
+        created = False
+        contributor_id = request.contributor_id
+        if contributor_id is None:
+            if request.new_contributor is None:
+                raise ValueError("a registration needs a contributor_id or a new contributor")
+            contributor_id = self._mint(conn, "contributor", self.contributor_prefix)
+            payload = {"contributor_id": contributor_id, **asdict(request.new_contributor)}
+            conn.execute(insert(registrations).values(
+                kind="contributor", record_id=contributor_id, payload=payload,
+                finding_id=request.finding_id, created_at=now))
+            created = True
+        engagement_id = self._mint(conn, "engagement", self.engagement_prefix)
+        conn.execute(insert(registrations).values(
+            kind="engagement", record_id=engagement_id, finding_id=request.finding_id,
+            created_at=now, payload={
+                "engagement_id": engagement_id, "contributor_id": contributor_id,
+                "employer_id": request.employer_id,
+                "start_date": request.start_date.isoformat(), "end_date": None,
+                "status": "ACTIVE", "registered_on": request.registered_on.isoformat(),
+                "contributory_wage": request.contributory_wage,
+                "occupation_code": request.occupation_code,
+            }))
+        return Registration(contributor_id, engagement_id, created)
+
+    @staticmethod
+    def _mint(conn: Connection, kind: str, prefix: str) -> str:
+        count = conn.execute(select(func.count()).select_from(registrations)
+                             .where(registrations.c.kind == kind)).scalar_one()
+        width = 10 - len(prefix)
+        return f"{prefix}{count + 1:0{width}d}"
+
+    @staticmethod
+    def _own(conn: Connection, kind: str) -> pd.DataFrame:
+        rows = conn.execute(select(registrations.c.payload)
+                            .where(registrations.c.kind == kind)
+                            .order_by(registrations.c.id)).scalars().all()
+        return pd.DataFrame([dict(r) for r in rows])
+
+
+def _frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFrame:
+    table = source_records
+    rows = conn.execute(
+        select(*[table.c[c] for c in columns])
+        .where(table.c.feed == feed, table.c.is_current)
+        .order_by(table.c.id)
+    ).all()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def contributor_payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in CONTRIBUTOR_COLUMNS}

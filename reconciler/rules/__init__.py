@@ -1,0 +1,1 @@
+"""The sign-of-violation catalogue: declared in ``config/rules.yaml``, checked here."""

@@ -1,0 +1,247 @@
+"""The schema (SQLAlchemy Core) and the engine factory.
+
+One schema for SQLite and PostgreSQL, managed by Alembic (``reconciler/migrations``).
+Each stage owns its tables:
+
+* ingest — ``deliveries``, ``source_records`` (every version of every row), ``quarantine``,
+  ``cursors``;
+* registry (embedded gateway) — ``registrations`` (contributors and engagements it created);
+* identity — ``person_records`` (which person each record belongs to);
+* actions — ``findings``, ``finding_history``, ``audit_log``, ``outbox``, ``runs``, ``leases``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger ids autoincrement on PostgreSQL; on SQLite only INTEGER PRIMARY KEY does.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Money = Float(asdecimal=False)
+TZ = DateTime(timezone=True)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connector", String(64), nullable=False),
+    Column("feed", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("received_at", TZ, nullable=False),
+    Column("rows_total", Integer, nullable=False, default=0),
+    Column("rows_new", Integer, nullable=False, default=0),
+    Column("rows_duplicate", Integer, nullable=False, default=0),
+    Column("rows_superseded", Integer, nullable=False, default=0),
+    Column("rows_quarantined", Integer, nullable=False, default=0),
+    UniqueConstraint("feed", "content_hash"),
+)
+
+# Every contract column of every feed, typed; a row's columns that its feed does not have
+# stay NULL. Unknown extra columns are kept in ``extra``.
+source_records = Table(
+    "source_records", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("feed", String(32), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    Column("delivery_id", ForeignKey("deliveries.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("employer_id", String(20)),
+    Column("contributor_id", String(20)),
+    Column("national_id", String(20)),
+    Column("residence_id", String(20)),
+    Column("border_number", String(20)),
+    Column("passport_number", String(20)),
+    Column("invalid_ids", String(80)),
+    Column("nationality", String(3)),
+    Column("name_en", Text),
+    Column("name_ar", Text),
+    Column("date_of_birth", String(10)),
+    Column("sex", String(1)),
+    Column("occupation_code", String(20)),
+    Column("start_date", Date),
+    Column("end_date", Date),
+    Column("status", String(20)),
+    Column("basic_wage", Money),
+    Column("housing_allowance", Money),
+    Column("other_allowances", Money),
+    Column("contributory_wage", Money),
+    Column("period", String(7)),
+    Column("issue_date", Date),
+    Column("expiry_date", Date),
+    Column("paid_on", Date),
+    Column("registered_on", Date),
+    Column("updated_at", TZ),
+    Column("name", Text),
+    Column("email", Text),
+    Column("webhook_url", Text),
+    Column("extra", JSON),
+    UniqueConstraint("feed", "record_key", "row_hash"),
+    Index("ix_source_records_current", "feed", "is_current"),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", ForeignKey("deliveries.id"), nullable=False),
+    Column("feed", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("field", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("raw", JSON, nullable=False),
+    Column("received_at", TZ, nullable=False),
+    UniqueConstraint("delivery_id", "line_no"),
+)
+
+cursors = Table(
+    "cursors", metadata,
+    Column("connector", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+)
+
+registrations = Table(
+    "registrations", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # contributor | engagement
+    Column("record_id", String(20), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),
+    Column("finding_id", String(36)),
+    Column("created_at", TZ, nullable=False),
+)
+
+person_records = Table(
+    "person_records", metadata,
+    Column("record_ref", String(240), primary_key=True),
+    Column("person_id", String(16), nullable=False, index=True),
+)
+
+findings = Table(
+    "findings", metadata,
+    Column("finding_id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("rule", String(48), nullable=False),
+    Column("rule_version", Integer, nullable=False),
+    Column("person_id", String(16), nullable=False),
+    Column("employer_id", String(20)),
+    Column("severity", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("worker", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("reasoning", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("last_seen_as_of", Date, nullable=False),
+    Column("resolved_at", TZ),
+    Column("resolution", String(32)),
+    Index("ix_findings_rule_status", "rule", "status"),
+)
+
+finding_history = Table(
+    "finding_history", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("finding_id", ForeignKey("findings.finding_id"), nullable=False, index=True),
+    Column("at", TZ, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("note", Text),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", TZ, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("subject", String(240)),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(96), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("time", TZ, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("published_at", TZ),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_outbox_pending", "published_at", "id"),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("started_at", TZ, nullable=False),
+    Column("finished_at", TZ),
+    Column("as_of", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stats", JSON),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", TZ, nullable=False),
+)
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a parent folder that exists."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    return engine

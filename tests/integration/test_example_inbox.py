@@ -1,0 +1,110 @@
+"""The contract's worked example, end to end through the command line, on both databases.
+
+The contract (feeds.md, *Worked example*) names exactly two findings as of 2026-11-01:
+Maria Grace Dela Cruz is missing at 7000000025 and auto-registrable (contract, permit and
+payroll agree), and Muhammad Imran Khan, registered on his passport alone, is declared at
+3,750 against 5,000 paid (payroll basic 4,000 + housing 1,000).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, func, select
+
+from reconciler.cli import main
+from reconciler.storage import audit_log, outbox, registrations, source_records
+
+
+def cli(*args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def export() -> list[dict]:
+    out = cli("findings", "export", "--format", "jsonl").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        result = {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                  for t in (outbox, registrations, audit_log, source_records)}
+    engine.dispose()
+    return result
+
+
+def test_worked_example_gives_exactly_the_two_findings(env: dict[str, str]) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")
+    found = export()
+    by_rule = {f["rule"]: f for f in found}
+    assert sorted(by_rule) == ["missing_registration", "wage_underdeclared"]
+    assert len(found) == 2
+
+    maria = by_rule["missing_registration"]
+    assert maria["employer_id"] == "7000000025"
+    assert maria["action"] == "auto_register"
+    assert maria["worker"]["residence_id"] == "2735590867"
+    assert maria["worker"]["passport_number"] == "P4410932"
+    assert {e["feed"] for e in maria["evidence"]} >= {"contracts", "permits", "payroll"}
+
+    imran = by_rule["wage_underdeclared"]
+    assert imran["employer_id"] == "7000000025"
+    assert imran["worker"]["contributor_id"] == "K000000102"
+    assert imran["worker"]["residence_id"] == "2517730046"  # resolved through the passport
+    assert imran["details"]["declared"] == 3750.0
+    assert imran["details"]["evidence_wage"] == 5000.0
+    assert imran["status"] == "open"
+    assert {"feed": "registry", "key": "G000000202"} in imran["evidence"]
+
+
+def test_second_run_changes_nothing(env: dict[str, str]) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")
+    first, before = export(), counts(env["RECONCILER_DATABASE_URL"])
+    assert before["registrations"] == 2  # Maria: a new contributor and her engagement
+    cli("run", "--once")
+    assert export() == first
+    assert counts(env["RECONCILER_DATABASE_URL"]) == before
+
+
+def test_csv_export_has_the_same_findings(env: dict[str, str]) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")
+    rows = list(csv.DictReader(io.StringIO(cli("findings", "export", "--format", "csv").stdout)))
+    assert sorted(r["rule"] for r in rows) == ["missing_registration", "wage_underdeclared"]
+    imran = next(r for r in rows if r["rule"] == "wage_underdeclared")
+    assert imran["contributor_ids"] == "K000000102"
+    assert "registry:G000000202" in imran["evidence"].split(";")
+
+
+def test_malformed_rows_are_quarantined_and_the_run_succeeds(
+        env: dict[str, str], example_inbox: Path) -> None:
+    # Three broken rows beside one good new contract: each is quarantined with its reason,
+    # the good row is staged, and the two findings of the example are unchanged.
+    (example_inbox / "contracts" / "contracts-2026-11.csv").write_text(
+        "contract_id,employer_id,residence_id,nationality,name_en,date_of_birth,start_date,"
+        "status,basic_wage,updated_at\n"
+        "C1,7000000017,2398145710,IND,Suresh Kumar Nair,1987-02-30,2023-05-01,ACTIVE,5000,"
+        "2026-11-01T00:00:00Z\n"
+        "C2,7000000017,,IND,Nobody,1987-01-01,2023-05-01,ACTIVE,5000,2026-11-01T00:00:00Z\n"
+        "C3,7000000017,2398145710,IND,Suresh Kumar Nair,1987-03-14,2023-05-01,ACTIVE,-1,"
+        "2026-11-01T00:00:00Z\n"
+        "C4,7000000017,2398145710,IND,Suresh Kumar Nair,H1407-07-14,2023-05-01,ACTIVE,5000,"
+        "2026-11-01T00:00:00Z\n",
+        encoding="utf-8")
+    cli("db", "upgrade")
+    cli("run", "--once")
+    listing = cli("quarantine", "list").stdout
+    assert listing.startswith("3 quarantined rows")
+    assert "contracts-2026-11.csv:2" in listing and "date_of_birth" in listing
+    assert "contracts-2026-11.csv:3" in listing and "no identifier" in listing
+    assert "contracts-2026-11.csv:4" in listing and "basic_wage" in listing
+    assert sorted(f["rule"] for f in export()) == ["missing_registration", "wage_underdeclared"]

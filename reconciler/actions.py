@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -130,24 +130,25 @@ class Actor:
         person = view.person
         if person.confidence < self.auto_threshold or person.doubts:
             return None
-        if len(hit.details.get("current_sources", [])) < self.catalogue.auto_registration.min_sources:
+        sources = hit.details.get("current_sources", [])
+        if len(sources) < self.catalogue.auto_registration.min_sources:
             return None
         if len(view.contributor_ids) > 1:
             return None  # a duplicate group: which record to register on is an officer's call
         wage = hit.details.get("evidence_wage")
         started = date.fromisoformat(hit.details["employment_started"])
-        common = {"employer_id": hit.employer_id, "start_date": started,
-                  "registered_on": self.as_of, "contributory_wage": float(wage or 0),
-                  "occupation_code": None}
+        request = RegistrationRequest(
+            employer_id=hit.employer_id, start_date=started, registered_on=self.as_of,
+            contributory_wage=float(wage or 0), occupation_code=None)
         if view.contributor_ids:
-            return RegistrationRequest(contributor_id=view.contributor_ids[0], **common)
+            return replace(request, contributor_id=view.contributor_ids[0])
         ident = view.identity
         strong = any(ident.get(k) for k in ("national_id", "residence_id", "border_number"))
         if not (strong and ident.get("name_en") and ident.get("date_of_birth")
                 and ident.get("nationality") and wage):
             return None
-        return RegistrationRequest(new_contributor=NewContributor(
-            **{k: ident.get(k) for k in NewContributor.__dataclass_fields__}), **common)
+        return replace(request, new_contributor=NewContributor(
+            **{k: ident.get(k) for k in NewContributor.__dataclass_fields__}))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class Actor:
 
     def _register(self, row: dict[str, Any], request: RegistrationRequest) -> None:
         finding_id = row["finding_id"]
-        request = RegistrationRequest(**{**request.__dict__, "finding_id": finding_id})
+        request = replace(request, finding_id=finding_id)
         done = self.registry.register(self.conn, request, self.now)
         self.conn.execute(update(findings).where(findings.c.finding_id == finding_id).values(
             status="resolved", resolution="auto_registered", resolved_at=self.now))

@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ def generate(workers: int, seed: int, as_of: str | None, inbox: str, truth: str)
     """Write a synthetic world (feeds and ground truth) without running anything."""
     from reconciler.synth.world import WorldSpec, generate_world, write_world
 
-    day = date.fromisoformat(as_of) if as_of else date.today()
+    day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     summary = write_world(generate_world(WorldSpec(workers=workers, seed=seed, as_of=day)),
                           Path(inbox), Path(truth))
     click.echo(json.dumps(summary, default=str, indent=2) if isinstance(summary, dict)

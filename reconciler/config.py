@@ -127,7 +127,8 @@ class Settings(_Strict):
 
     @property
     def rules_path(self) -> Path:
-        return self.rules_file if self.rules_file.is_absolute() else self.config_dir / self.rules_file
+        path = self.rules_file
+        return path if path.is_absolute() else self.config_dir / path
 
     def today(self) -> date:
         """The as-of date: ``RECONCILER_AS_OF`` for replays and tests, otherwise today (UTC)."""

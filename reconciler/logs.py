@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-_ID = re.compile(r"(?<![0-9A-Za-z])([0-9A-Za-z]{2})([0-9A-Za-z]{3,})([0-9A-Za-z]{2})(?![0-9A-Za-z])")
+_ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{7,}(?![0-9A-Za-z])")
 _LOOKS_LIKE_ID = re.compile(r"^(?=.*\d)[0-9A-Z]{7,20}$")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

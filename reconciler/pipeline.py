@@ -198,9 +198,10 @@ def _identity_records(partner: dict[str, pd.DataFrame],
         columns=["key", "employer_id", "updated_at", *IDENTITY]).copy()
     reg.insert(0, "feed", "contributors")
     frames.append(reg)
-    records = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
-        not f.empty for f in frames) else pd.DataFrame(
-        columns=["feed", "key", "employer_id", "updated_at", *IDENTITY])
+    columns = ["feed", "key", "employer_id", "updated_at", *IDENTITY]
+    frames = [f.astype(object) for f in frames if not f.empty]
+    records = (pd.concat(frames, ignore_index=True) if frames
+               else pd.DataFrame(columns=columns))
     records.insert(0, "ref", records["feed"] + ":" + records["key"].astype(str))
     return records
 

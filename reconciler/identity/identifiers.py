@@ -53,7 +53,7 @@ class IdentifierProfile:
     )
 
     def is_valid(self, kind: str, value: str) -> bool:
-        """Whether ``value`` (already cleaned by :func:`clean_identifier`) is a well-formed ``kind``."""
+        """Whether ``value`` (cleaned by :func:`clean_identifier`) is a well-formed ``kind``."""
         if kind == "passport_number":
             return 5 <= len(value) <= 20
         if len(value) != self.length or not value.isdigit():

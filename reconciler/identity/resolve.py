@@ -171,7 +171,7 @@ class IdentityResolver:
         frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])
         frame = frame.astype(object).where(frame.notna(), None)
         keyed = frame[sig_cols].astype(str)
-        sig_codes, uniques = pd.factorize(pd.Series(list(zip(*[keyed[c] for c in sig_cols],
+        sig_codes, _ = pd.factorize(pd.Series(list(zip(*[keyed[c] for c in sig_cols],
                                                              strict=True))))
         first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
         sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
@@ -180,8 +180,7 @@ class IdentityResolver:
             lambda s: frozenset(x for x in s if x))
         sigs["employers"] = employers_of.reindex(range(len(sigs))).to_list()
         features = self._features(sigs)
-        clusters = _Clusters([_valid_ids(r) for r in sigs[list(STRONG_KINDS) + ["invalid_ids"]]
-                              .to_dict("records")])
+        clusters = _Clusters(features["ids"])  # type: ignore[arg-type]
         # 2. identifier links
         for kind in STRONG_KINDS:
             col = sigs[kind].where(~sigs["invalid_ids"].fillna("").str.contains(kind), None)
@@ -254,7 +253,7 @@ class IdentityResolver:
             "nationality": sigs["nationality"].tolist(),
             "sex": sigs["sex"].tolist(),
             "passport": sigs["passport_number"].tolist(),
-            "ids": [_valid_ids(r) for r in sigs[list(STRONG_KINDS) + ["invalid_ids"]]
+            "ids": [_valid_ids(r) for r in sigs[[*STRONG_KINDS, "invalid_ids"]]
                     .to_dict("records")],
             "employers": sigs["employers"].tolist(),
         }

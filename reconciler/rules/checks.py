@@ -44,7 +44,7 @@ def _d(value: object) -> date | None:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
-        return value.date()
+        return date(value.year, value.month, value.day)
     return value if isinstance(value, date) else None
 
 
@@ -236,7 +236,7 @@ def _current_employer(facts: Facts) -> dict[str, str]:
     """The employer a person currently works at: most current sources, then latest start."""
     ev = facts.evidence[facts.evidence["current"]]
     ev = ev.sort_values(["current_sources", "employer_id"], ascending=[False, True])
-    return ev.groupby("person_id")["employer_id"].first().to_dict()
+    return {str(k): str(v) for k, v in ev.groupby("person_id")["employer_id"].first().items()}
 
 
 @check

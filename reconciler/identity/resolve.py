@@ -68,6 +68,7 @@ class MatchWeights:
     sex_agrees: float = 0.3
     sex_differs: float = -5.0
     passport_agrees: float = 9.0
+    identifier_typo: float = 8.0  # same kind, one side fails its check, one digit apart
     same_employer: float = 2.0
     identifier_conflict: float = -25.0
 
@@ -256,6 +257,8 @@ class IdentityResolver:
             "ids": [_valid_ids(r) for r in sigs[[*STRONG_KINDS, "invalid_ids"]]
                     .to_dict("records")],
             "employers": sigs["employers"].tolist(),
+            "raw_ids": [{k: v for k in STRONG_KINDS if isinstance(v := r[k], str) and v}
+                        for r in sigs[list(STRONG_KINDS)].to_dict("records")],
         }
 
     def _candidate_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],
@@ -352,6 +355,14 @@ class IdentityResolver:
                 weights["sex same"] = w.sex_agrees
             else:
                 weights["sex differs"] = w.sex_differs
+        raw_i, raw_j = f["raw_ids"][i], f["raw_ids"][j]
+        assert isinstance(raw_i, dict) and isinstance(raw_j, dict)
+        for kind, value in raw_i.items():
+            other = raw_j.get(kind)
+            if other and other != value and (kind not in ids_i or kind not in ids_j) \
+                    and one_keystroke_apart(value, other):
+                weights[f"{kind} one keystroke apart (a typo)"] = w.identifier_typo
+                break
         pi, pj = f["passport"][i], f["passport"][j]
         if pi and pj and pi == pj:
             weights["passport same"] = w.passport_agrees
@@ -379,6 +390,17 @@ class IdentityResolver:
                 names[root] = mint_person_id(min(by_root[root]))
             taken.add(names[root])
         return names
+
+
+def one_keystroke_apart(a: str, b: str) -> bool:
+    """One digit changed, or two neighbours swapped — the typos a check digit catches."""
+    if len(a) != len(b):
+        return False
+    diff = [k for k in range(len(a)) if a[k] != b[k]]
+    if len(diff) == 1:
+        return True
+    return (len(diff) == 2 and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
 
 
 def mint_person_id(ref: str) -> str:

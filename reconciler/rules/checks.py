@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from reconciler.identity.normalize import birth_dates_compatible, parse_birth_date
+from reconciler.identity.normalize import parse_birth_date
 from reconciler.rules.facts import Facts
 
 EvidenceRef = tuple[str, str]  # (feed, key); registry records use the feed name "registry"
@@ -210,13 +210,17 @@ def identity_mismatch(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
 
 
 def _same(col: str, registry_value: str, partner_value: str) -> bool:
+    """A year-only date agrees with any date of its year; otherwise the values must be equal
+    — a swapped day and month in the registry *is* the difference an officer must fix."""
     if col != "date_of_birth":
         return registry_value == partner_value
     try:
-        return birth_dates_compatible(parse_birth_date(registry_value),
-                                      parse_birth_date(partner_value))
+        a, b = parse_birth_date(registry_value), parse_birth_date(partner_value)
     except ValueError:
         return registry_value == partner_value
+    if a is None or b is None or "year" in (a.precision, b.precision):
+        return a is None or b is None or a.year == b.year
+    return (a.year, a.month, a.day) == (b.year, b.month, b.day)
 
 
 def _one_per_person(hits: list[Hit]) -> list[Hit]:

@@ -118,7 +118,7 @@ class Reconciler:
             engagements = self.registry.engagements(conn)
             previous = dict(conn.execute(select(person_records.c.record_ref,
                                                 person_records.c.person_id)).all())
-        records = _identity_records(partner, contributors)
+        records = _identity_records(partner, contributors, engagements)
         with progress.stage("resolve identities"):
             ident = self.settings.identity
             resolver = IdentityResolver(ident.auto_threshold, ident.review_threshold,
@@ -187,8 +187,13 @@ def _partner_frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFr
     return frame
 
 
-def _identity_records(partner: dict[str, pd.DataFrame],
-                      contributors: pd.DataFrame) -> pd.DataFrame:
+def _identity_records(partner: dict[str, pd.DataFrame], contributors: pd.DataFrame,
+                      engagements: pd.DataFrame) -> pd.DataFrame:
+    """Every identity-bearing record, one row each; a registry record carries the employer
+    of its active engagement, which the resolver's same-employer evidence uses."""
+    active = engagements[engagements["status"] == "ACTIVE"]
+    contributors = contributors.assign(employer_id=contributors["contributor_id"].map(
+        active.groupby("contributor_id")["employer_id"].first()))
     frames = []
     for feed, frame in partner.items():
         sub = frame.reindex(columns=["key", "employer_id", "updated_at", *IDENTITY]).copy()

@@ -67,7 +67,7 @@ class MatchWeights:
     nationality_differs: float = -6.0
     sex_agrees: float = 0.3
     sex_differs: float = -5.0
-    passport_agrees: float = 9.0
+    passport_agrees: float = 14.0
     identifier_typo: float = 8.0  # same kind, one side fails its check, one digit apart
     same_employer: float = 2.0
     identifier_conflict: float = -25.0
@@ -299,11 +299,36 @@ class IdentityResolver:
                 if v is not None:
                     groups[v].append(i)
             add_blocks(groups)
+        self._typo_pairs(sigs, f, clusters, pairs)
         emp_groups: dict[object, list[int]] = defaultdict(list)
         for i, key in emp_keys:
             emp_groups[key].append(i)
         add_blocks(emp_groups)
         return sorted(pairs)
+
+    def _typo_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],
+                    clusters: _Clusters, pairs: set[tuple[int, int]]) -> None:
+        """Pair each identifier that fails its check with the valid identifiers one keystroke
+        away: about a hundred dictionary look-ups per bad identifier, not a scan. (A Luhn
+        digit catches every single-digit error and most neighbour swaps, so the typos that
+        matter are exactly the ones marked invalid.)"""
+        invalid = sigs["invalid_ids"].fillna("")
+        holders: dict[str, dict[str, list[int]]] = {k: defaultdict(list) for k in STRONG_KINDS}
+        for i, ids in enumerate(f["ids"]):
+            assert isinstance(ids, dict)
+            for kind, value in ids.items():
+                holders[kind][value].append(i)
+        for i, (raw, bad) in enumerate(zip(f["raw_ids"], invalid, strict=True)):
+            if not bad:
+                continue
+            assert isinstance(raw, dict)
+            for kind, value in raw.items():
+                if kind not in bad or not value.isdigit():
+                    continue
+                for repair in keystroke_repairs(value):
+                    for j in holders[kind].get(repair, ())[: self.max_block_size]:
+                        if clusters.find(i) != clusters.find(j):
+                            pairs.add((i, j) if i < j else (j, i))
 
     def _score(self, f: Mapping[str, list[object]], i: int,
                j: int) -> tuple[float, dict[str, float]]:
@@ -401,6 +426,18 @@ def one_keystroke_apart(a: str, b: str) -> bool:
         return True
     return (len(diff) == 2 and diff[1] == diff[0] + 1
             and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+
+
+def keystroke_repairs(value: str) -> list[str]:
+    """Every string one digit change or one neighbour swap away from ``value``."""
+    out: list[str] = []
+    for k in range(len(value)):
+        for d in "0123456789":
+            if d != value[k]:
+                out.append(value[:k] + d + value[k + 1:])
+        if k + 1 < len(value) and value[k] != value[k + 1]:
+            out.append(value[:k] + value[k + 1] + value[k] + value[k + 2:])
+    return out
 
 
 def mint_person_id(ref: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -75,9 +76,11 @@ def person_views(records: pd.DataFrame, persons: Mapping[str, Person],
     sub["_prio"] = sub["feed"].map(priority).fillna(9)
     sub = sub.sort_values(["person_id", "_prio", "updated_at"], ascending=[True, True, False],
                           na_position="last")
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in sub.drop(columns="_prio").to_dict("records"):
+        grouped[str(record["person_id"])].append(record)
     views: dict[str, PersonView] = {}
-    for pid, group in sub.groupby("person_id", sort=False):
-        rows = group.to_dict("records")
+    for pid, rows in grouped.items():
         worker: dict[str, Any] = {"contributor_id": None, "contributor_ids": []}
         for kind in ID_KINDS:
             worker[kind] = next((r[kind] for r in rows if _valid(r, kind)), None)
@@ -119,6 +122,8 @@ class Actor:
         self.now = now
         self.audit = AuditTrail(conn)
         self.events: list[dict[str, Any]] = []
+        self._new: list[dict[str, Any]] = []
+        self._histories: list[dict[str, Any]] = []
         self.stats = ActStats()
 
     # -- policy ---------------------------------------------------------------------------
@@ -168,9 +173,12 @@ class Actor:
         for fp, row in existing.items():
             if fp not in seen and row["status"] in UNRESOLVED:
                 self._resolve(row)
+        # new findings first: history rows refer to them
+        for table, rows in ((findings, self._new), (finding_history, self._histories),
+                            (outbox, self.events)):
+            if rows:
+                self.conn.execute(insert(table), rows)
         self.audit.flush()
-        if self.events:
-            self.conn.execute(insert(outbox), self.events)
         return self.stats
 
     def _content(self, hit: Hit, view: PersonView, action: str) -> dict[str, Any]:
@@ -208,7 +216,7 @@ class Actor:
             "content_hash": _hash(content), "first_seen": self.now, "last_seen": self.now,
             "last_seen_as_of": self.as_of, "resolved_at": None, "resolution": None, **content,
         }
-        self.conn.execute(insert(findings).values(**row))
+        self._new.append(row)
         self._history(finding_id, None, "open", "signs of violation observed")
         self.audit.append(self.now, ACTOR, "finding.open", finding_id,
                           {"rule": hit.rule, "employer_id": hit.employer_id,
@@ -222,8 +230,7 @@ class Actor:
         finding_id = row["finding_id"]
         request = replace(request, finding_id=finding_id)
         done = self.registry.register(self.conn, request, self.now)
-        self.conn.execute(update(findings).where(findings.c.finding_id == finding_id).values(
-            status="resolved", resolution="auto_registered", resolved_at=self.now))
+        row.update(status="resolved", resolution="auto_registered", resolved_at=self.now)
         self._history(finding_id, "open", "resolved",
                       f"auto-registered: engagement {done.engagement_id}")
         details = {"finding_id": finding_id, "employer_id": request.employer_id,
@@ -283,9 +290,8 @@ class Actor:
     # -- helpers --------------------------------------------------------------------------
 
     def _history(self, finding_id: str, before: str | None, after: str, note: str) -> None:
-        self.conn.execute(insert(finding_history).values(
-            finding_id=finding_id, at=self.now, actor=ACTOR, from_status=before,
-            to_status=after, note=note))
+        self._histories.append({"finding_id": finding_id, "at": self.now, "actor": ACTOR,
+                                "from_status": before, "to_status": after, "note": note})
 
     @staticmethod
     def _summary(row: Mapping[str, Any]) -> dict[str, Any]:

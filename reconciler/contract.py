@@ -233,7 +233,7 @@ def validate_row(spec: FeedSpec, raw: Mapping[str, str | None],
         problems.append("row has more cells than the header (unquoted comma?)")
     if "__missing__" in raw:
         problems.append(f"row has {raw['__missing__']} cell(s) fewer than the header")
-    if any(isinstance(v, str) and _SURROGATE.search(v) for v in raw.values()):
+    if _SURROGATE.search("".join(v for v in raw.values() if isinstance(v, str))):
         problems.append("row is not valid UTF-8")
     for name, parse in spec.columns.items():
         cell = raw.get(name)

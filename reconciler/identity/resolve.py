@@ -177,9 +177,11 @@ class IdentityResolver:
         first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
         sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
         sigs["sig"] = np.arange(len(sigs))
-        employers_of = frame.groupby(sig_codes)["employer_id"].agg(
-            lambda s: frozenset(x for x in s if x))
-        sigs["employers"] = employers_of.reindex(range(len(sigs))).to_list()
+        employers: list[set[str]] = [set() for _ in range(len(sigs))]
+        for code, employer in zip(sig_codes, frame["employer_id"], strict=True):
+            if employer:
+                employers[code].add(employer)
+        sigs["employers"] = [frozenset(e) for e in employers]
         features = self._features(sigs)
         clusters = _Clusters(features["ids"])  # type: ignore[arg-type]
         # 2. identifier links

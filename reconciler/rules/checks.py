@@ -8,7 +8,7 @@ where the contract leaves a choice, the docstring says which was made.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -61,8 +61,10 @@ def _active_engagements(facts: Facts) -> pd.DataFrame:
 def _wrong_employer_pairs(facts: Facts) -> dict[str, tuple[set[str], set[str]]]:
     """person -> (registered employers without current evidence, working employers)."""
     ev = facts.evidence
-    working = ev[ev["current"]].groupby("person_id")["employer_id"].agg(set).to_dict()
-    registered = _active_engagements(facts).groupby("person_id")["employer_id"].agg(set)
+    current = ev[ev["current"]]
+    working = _sets(current["person_id"], current["employer_id"])
+    active = _active_engagements(facts)
+    registered = _sets(active["person_id"], active["employer_id"])
     out: dict[str, tuple[set[str], set[str]]] = {}
     for person, regs in registered.items():
         works = working.get(person, set())
@@ -252,19 +254,19 @@ def stale_engagement(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     cutoff = facts.as_of - timedelta(days=int(params.get("termination_days", 30)))
     n_periods = int(params.get("payroll_periods", 2))
     last = facts.payroll_periods[:n_periods]
-    ev = facts.evidence.set_index(["person_id", "employer_id"])
-    paid = facts.payroll.groupby(["person_id", "employer_id"])["period"].agg(set).to_dict()
+    ev = facts.evidence
+    pairs = list(zip(ev["person_id"], ev["employer_id"], strict=True))
+    info = dict(zip(pairs, zip(ev["current"], ev["terminated_end"], ev["permit_ended"],
+                               strict=True), strict=True))
+    pay = facts.payroll
+    paid = _sets(zip(pay["person_id"], pay["employer_id"], strict=True), pay["period"])
     hits: list[Hit] = []
     for row in _active_engagements(facts).itertuples(index=False):
         pair = (row.person_id, row.employer_id)
-        if pair in ev.index:
-            info = ev.loc[pair]
-            if bool(info["current"]):
-                continue
-            terminated = _d(info["terminated_end"])
-            permit_ended = bool(info["permit_ended"])
-        else:
-            terminated, permit_ended = None, False
+        current, terminated_end, permit_ended = info.get(pair, (False, None, False))
+        if current:
+            continue
+        terminated = _d(terminated_end)
         reasons: list[str] = []
         if terminated is not None and terminated < cutoff:
             reasons.append(f"contract terminated on {terminated.isoformat()}")
@@ -312,6 +314,14 @@ def duplicate_contributor(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
                             {"contributor_ids": sorted(map(str, ids))},
                             evidence=[("registry", str(i)) for i in sorted(ids)]))
     return hits
+
+
+def _sets(keys: Iterable[Any], values: Iterable[Any]) -> dict[Any, set[Any]]:
+    """key -> set of values; a plain loop is several times faster than groupby(...).agg(set)."""
+    out: dict[Any, set[Any]] = defaultdict(set)
+    for key, value in zip(keys, values, strict=True):
+        out[key].add(value)
+    return out
 
 
 def _num(value: object) -> float | None:

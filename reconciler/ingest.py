@@ -137,6 +137,7 @@ class Ingestor:
                          source_records.c.record_key.in_(keys[i:i + 900])))
             ):
                 current[key] = (rid, row_hash, version)
+        stored_keys = set(current)
         pending: dict[tuple[str, str], dict[str, Any]] = {}
         retire: list[int] = []
         for line_no, row, row_hash in valid:
@@ -146,7 +147,7 @@ class Ingestor:
                 continue
             # Any stored key has exactly one current version, so only a key we hold with
             # other content can have this content among its older versions.
-            if key in current and current[key][0] > 0 and self._stored(conn, key, row_hash):
+            if key in stored_keys and self._stored(conn, key, row_hash):
                 stats.rows_duplicate += 1
                 continue
             record = {

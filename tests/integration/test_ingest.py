@@ -97,8 +97,8 @@ def test_a_failing_delivery_leaves_nothing_behind(engine: Engine, tmp_path: Path
     class Crash(FileDropConnector):
         def deliveries(self, already_seen):  # type: ignore[no-untyped-def]
             for delivery in super().deliveries(already_seen):
-                def broken() -> Iterator:
-                    yield next(delivery.rows)
+                def broken(rows: Iterator = delivery.rows) -> Iterator:
+                    yield next(rows)
                     raise OSError("disk went away")
                 yield type(delivery)(delivery.source, delivery.content_hash, broken())
 

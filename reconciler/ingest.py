@@ -18,11 +18,10 @@ delivery as the newer version.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
@@ -52,12 +51,10 @@ class DeliveryStats:
 
 
 def _row_hash(row: ValidRow) -> str:
-    def plain(v: Any) -> Any:
-        return v.isoformat() if isinstance(v, date | datetime) else v
-
-    body = json.dumps([row.key, sorted((k, plain(v)) for k, v in row.values.items()),
-                       sorted(row.extra.items())], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(body.encode()).hexdigest()
+    """The content of a row: typed values (str, float, date, datetime — all with a stable
+    ``repr``) in column order, plus the extra columns."""
+    body = repr((row.key, sorted(row.values.items()), sorted(row.extra.items())))
+    return hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _newer(version: str, than: str) -> bool:
@@ -75,6 +72,9 @@ class Ingestor:
     def __init__(self, spec: FeedSpec, profile: IdentifierProfile) -> None:
         self.spec = spec
         self.profile = profile
+        # executemany wants the same keys in every row; only this feed's columns, not all 37
+        self.empty: dict[str, Any] = dict.fromkeys(
+            [spec.column_map.get(c, c) for c in spec.columns] + ["invalid_ids"])
 
     def ingest(self, conn: Connection, connector: str, delivery: Delivery,
                now: datetime) -> DeliveryStats:
@@ -151,7 +151,7 @@ class Ingestor:
                 stats.rows_duplicate += 1
                 continue
             record = {
-                **_EMPTY_RECORD, **row.values, "feed": feed, "record_key": key,
+                **self.empty, **row.values, "feed": feed, "record_key": key,
                 "version": row.version, "row_hash": row_hash, "delivery_id": delivery_id,
                 "line_no": line_no, "extra": row.extra or None,
             }
@@ -185,11 +185,6 @@ class Ingestor:
                 source_records.c.feed == self.spec.name, source_records.c.record_key == key,
                 source_records.c.row_hash == row_hash))
         ).first() is not None
-
-
-_EMPTY_RECORD: dict[str, Any] = {
-    c.name: None for c in source_records.columns if c.name != "id"
-}
 
 
 def _printable(value: Any) -> Any:

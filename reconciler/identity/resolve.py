@@ -144,16 +144,6 @@ def _probability(score: float) -> float:
     return 1.0 / (1.0 + math.pow(2.0, -score)) if score > -60 else 0.0
 
 
-def _valid_ids(row: Mapping[str, object]) -> dict[str, str]:
-    invalid = str(row.get("invalid_ids") or "")
-    out: dict[str, str] = {}
-    for kind in STRONG_KINDS:
-        value = row.get(kind)
-        if isinstance(value, str) and value and kind not in invalid:
-            out[kind] = value
-    return out
-
-
 class IdentityResolver:
     def __init__(self, auto_threshold: float = 0.99, review_threshold: float = 0.80,
                  max_block_size: int = 200, weights: MatchWeights | None = None) -> None:
@@ -249,6 +239,9 @@ class IdentityResolver:
                 dobs.append(parse_birth_date(raw) if raw else None)
             except ValueError:
                 dobs.append(None)
+        raw_ids = [{k: v for k, v in zip(STRONG_KINDS, values, strict=True)
+                    if isinstance(v, str) and v}
+                   for values in zip(*(sigs[k] for k in STRONG_KINDS), strict=True)]
         return {
             "tokens": list(tokens),
             "name_key": [name_key(t) if t else None for t in tokens],
@@ -256,11 +249,10 @@ class IdentityResolver:
             "nationality": sigs["nationality"].tolist(),
             "sex": sigs["sex"].tolist(),
             "passport": sigs["passport_number"].tolist(),
-            "ids": [_valid_ids(r) for r in sigs[[*STRONG_KINDS, "invalid_ids"]]
-                    .to_dict("records")],
+            "ids": [{k: v for k, v in raw.items() if k not in (bad or "")}
+                    for raw, bad in zip(raw_ids, sigs["invalid_ids"], strict=True)],
             "employers": sigs["employers"].tolist(),
-            "raw_ids": [{k: v for k in STRONG_KINDS if isinstance(v := r[k], str) and v}
-                        for r in sigs[list(STRONG_KINDS)].to_dict("records")],
+            "raw_ids": raw_ids,
         }
 
     def _candidate_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],

@@ -39,16 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RULES = (
-    "missing_registration",
-    "late_registration",
-    "wage_underdeclared",
-    "wrong_employer",
-    "identity_mismatch",
-    "stale_engagement",
-    "duplicate_contributor",
-    "ghost_registration",
-)
+from reconciler.synth.world import RULES  # the catalogue the worlds plant
+
 _WORKER_ID_FIELDS = ("contributor_id", "national_id", "residence_id", "border_number",
                      "passport_number")
 

@@ -108,3 +108,46 @@ def test_malformed_rows_are_quarantined_and_the_run_succeeds(
     assert "contracts-2026-11.csv:3" in listing and "no identifier" in listing
     assert "contracts-2026-11.csv:4" in listing and "basic_wage" in listing
     assert sorted(f["rule"] for f in export()) == ["missing_registration", "wage_underdeclared"]
+
+
+def test_a_finding_whose_condition_clears_is_resolved_not_deleted(
+        env: dict[str, str], example_inbox: Path) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")
+    # The employer corrects Imran's declared wage to the 5,000 payroll shows: the next
+    # registry snapshot carries the corrected engagement.
+    (example_inbox / "registry" / "engagements-2026-11.csv").write_text(
+        "engagement_id,contributor_id,employer_id,start_date,end_date,status,registered_on,"
+        "contributory_wage,occupation_code\n"
+        "G000000202,K000000102,7000000025,2024-02-11,,ACTIVE,2024-02-12,5000.00,5120\n")
+    cli("run", "--once")
+    by_rule = {f["rule"]: f for f in export()}
+    assert by_rule["wage_underdeclared"]["status"] == "resolved"
+    assert by_rule["missing_registration"]["status"] == "resolved"  # auto-registered in run 1
+    engine = create_engine(env["RECONCILER_DATABASE_URL"])
+    with engine.connect() as conn:
+        types = [t.rsplit(".", 2)[-2] + "." + t.rsplit(".", 1)[-1]
+                 for t in conn.execute(select(outbox.c.type).order_by(outbox.c.id)).scalars()]
+    engine.dispose()
+    # run 1: two findings opened, one registration; run 2: one finding resolved
+    assert sorted(types) == ["finding.opened", "finding.opened", "finding.resolved",
+                             "registration.auto_registered"]
+
+
+def test_every_decision_is_in_a_verifiable_audit_chain(env: dict[str, str]) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")
+    assert "chain intact" in cli("audit", "verify").stdout
+    engine = create_engine(env["RECONCILER_DATABASE_URL"])
+    with engine.begin() as conn:
+        actions = list(conn.execute(select(audit_log.c.action).order_by(audit_log.c.id))
+                       .scalars())
+        assert sorted(actions) == ["finding.open", "finding.open",
+                                   "registration.auto_register"]
+        first = conn.execute(select(audit_log.c.id).order_by(audit_log.c.id)).scalars().first()
+        conn.execute(audit_log.update().where(audit_log.c.id == first)
+                     .values(details={"rule": "edited"}))
+    engine.dispose()
+    tampered = CliRunner().invoke(main, ["audit", "verify"])
+    assert tampered.exit_code == 1
+    assert "edited?" in tampered.output

@@ -58,6 +58,8 @@ class MatchWeights:
     name_fair: float = 3.0  # ≥ 0.80
     name_weak: float = -1.0  # ≥ 0.65
     name_differs: float = -8.0
+    name_tf_floor: float = -2.0  # a very common name loses up to this much ...
+    name_tf_ceiling: float = 1.0  # ... a rare one gains at most this much
     dob_exact: float = 7.0
     dob_exact_default: float = 2.0  # exact, but 1 January or another administrative default
     dob_swapped: float = 2.5
@@ -242,7 +244,13 @@ class IdentityResolver:
         raw_ids = [{k: v for k, v in zip(STRONG_KINDS, values, strict=True)
                     if isinstance(v, str) and v}
                    for values in zip(*(sigs[k] for k in STRONG_KINDS), strict=True)]
+        # Term frequency: how many signatures carry this exact name (any token order). An
+        # agreement on a name ten times commoner than the typical one is worth less.
+        counts = Counter(frozenset(t) for t in tokens if t)
+        typical = float(np.median(list(counts.values()))) if counts else 1.0
+        name_tf = [math.log2(typical / counts[frozenset(t)]) if t else 0.0 for t in tokens]
         return {
+            "name_tf": name_tf,
             "tokens": list(tokens),
             "name_key": [name_key(t) if t else None for t in tokens],
             "dob": list(dobs),
@@ -275,6 +283,18 @@ class IdentityResolver:
                 emp_keys.extend((i, (k, e)) for e in emps)
         pairs: set[tuple[int, int]] = set()
 
+        ids, passports = f["ids"], f["passport"]
+
+        def hopeless(i: int, j: int) -> bool:
+            """Two different valid identifiers of one kind and no shared passport: the score
+            cannot reach the review band (−25 outweighs every agreement but a passport), so
+            look-alike blocks are not scored pair by pair."""
+            a, b = ids[i], ids[j]
+            assert isinstance(a, dict) and isinstance(b, dict)
+            if not a or not b or (passports[i] and passports[i] == passports[j]):
+                return False
+            return any(b.get(k, v) != v for k, v in a.items())
+
         def add_blocks(members_by_key: Mapping[object, list[int]]) -> None:
             for members in members_by_key.values():
                 if len(members) < 2 or len(members) > self.max_block_size:
@@ -284,7 +304,8 @@ class IdentityResolver:
                     for b in range(a + 1, len(members)):
                         if roots[a] != roots[b]:
                             i, j = members[a], members[b]
-                            pairs.add((i, j) if i < j else (j, i))
+                            if not hopeless(i, j):
+                                pairs.add((i, j) if i < j else (j, i))
 
         for values in keys.values():
             groups: dict[object, list[int]] = defaultdict(list)
@@ -340,6 +361,12 @@ class IdentityResolver:
             sim = name_similarity(ti, tj)
             if sim >= 0.97:
                 weights["name same"] = w.name_exact
+                tf_i, tf_j = f["name_tf"][i], f["name_tf"][j]
+                assert isinstance(tf_i, float) and isinstance(tf_j, float)
+                tf = max(tf_i, tf_j)
+                tf = min(max(tf, w.name_tf_floor), w.name_tf_ceiling)
+                if abs(tf) >= 0.1:
+                    weights["name " + ("common" if tf < 0 else "rare")] = round(tf, 2)
             elif sim >= 0.90:
                 weights["name close"] = w.name_close
             elif sim >= 0.80:

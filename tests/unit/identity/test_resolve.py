@@ -110,3 +110,29 @@ def test_person_ids_are_stable_across_runs_and_follow_the_majority() -> None:
     assert again.person_of == first.person_of == fresh.person_of
     renamed = resolve(*records, previous={"contracts:C1": "PKEEP", "payroll:P1": "PKEEP"})
     assert set(renamed.person_of.values()) == {"PKEEP"}
+
+
+def test_a_common_name_counts_for_less_than_a_rare_one() -> None:
+    # Ten different "Mohammed Ali"s (each with his own residence ID) make the name common;
+    # the pair we watch has no identifier in common, only name, birth date and nationality.
+    crowd = [rec(f"contributors:K{n}", residence_id=rid, name_en="Mohammed Ali",
+                 nationality="PAK", date_of_birth=f"19{70 + n}-03-0{1 + n % 9}")
+             for n, rid in enumerate(["2398145710", "2517730046", "2735590867", "2000000008",
+                                      "2000000016", "2000000024", "2000000032", "2000000040",
+                                      "2000000057", "2000000065"])]
+    pair = {"nationality": "PAK", "date_of_birth": "1988-07-19", "sex": "M"}
+    common = resolve(*crowd, rec("contracts:A1", passport_number="AA1111111",
+                                 name_en="Mohammed Ali", **pair),
+                     rec("payroll:A2", passport_number="AA1111112", name_en="Muhammad Ali",
+                         **pair))
+    rare = resolve(*crowd, rec("contracts:B1", passport_number="AA1111111",
+                               name_en="Zubair Haqqani", **pair),
+                   rec("payroll:B2", passport_number="AA1111112", name_en="Zubair Haqqani",
+                       **pair))
+
+    def name_weight(res: Resolution, ref: str) -> float:
+        person = res.persons[res.person_of[ref]]
+        [link] = [lk for lk in person.links + person.doubts if ref in (lk.ref_a, lk.ref_b)]
+        return sum(w for k, w in link.weights.items() if k.startswith("name"))
+
+    assert name_weight(common, "contracts:A1") < name_weight(rare, "contracts:B1")

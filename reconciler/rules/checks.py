@@ -308,7 +308,7 @@ def duplicate_contributor(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     """Two or more contributor records resolved to one person."""
     reg = facts.contributors[facts.contributors["person_id"].notna()]
     hits: list[Hit] = []
-    for person, ids in reg.groupby("person_id")["contributor_id"]:
+    for person, ids in _sets(reg["person_id"], reg["contributor_id"]).items():
         if len(ids) > 1:
             hits.append(Hit("duplicate_contributor", str(person), None,
                             {"contributor_ids": sorted(map(str, ids))},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 from sqlalchemy import Connection, func, insert, select
@@ -161,6 +161,3 @@ def _frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFrame:
     ).all()
     return pd.DataFrame(rows, columns=columns)
 
-
-def contributor_payload(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row.get(k) for k in CONTRIBUTOR_COLUMNS}

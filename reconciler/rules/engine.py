@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import pandas as pd
-
 from reconciler.rules.catalogue import Catalogue
 from reconciler.rules.checks import CHECKS, EvidenceRef, Hit
 from reconciler.rules.facts import Facts
@@ -68,7 +66,3 @@ def attach_evidence(facts: Facts, hits: list[Hit]) -> None:
                 merged.append(ref)
         hit.evidence = merged
 
-
-def hits_frame(hits: list[Hit]) -> pd.DataFrame:  # handy in notebooks and tests
-    return pd.DataFrame([{"rule": h.rule, "person_id": h.person_id,
-                          "employer_id": h.employer_id} for h in hits])

@@ -163,9 +163,8 @@ class IdentityResolver:
         sig_cols = [c for c in IDENTITY_COLUMNS if c in records.columns]
         frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])
         frame = frame.astype(object).where(frame.notna(), None)
-        keyed = frame[sig_cols].astype(str)
-        sig_codes, _ = pd.factorize(pd.Series(list(zip(*[keyed[c] for c in sig_cols],
-                                                             strict=True))))
+        # one code per distinct combination of identity fields, in order of first appearance
+        sig_codes = frame.groupby(sig_cols, dropna=False, sort=False).ngroup().to_numpy()
         first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
         sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
         sigs["sig"] = np.arange(len(sigs))
@@ -178,11 +177,12 @@ class IdentityResolver:
         clusters = _Clusters(features["ids"])  # type: ignore[arg-type]
         # 2. identifier links
         for kind in STRONG_KINDS:
-            col = sigs[kind].where(~sigs["invalid_ids"].fillna("").str.contains(kind), None)
-            for members in col.dropna().groupby(col.dropna()).groups.values():
-                first = members[0]
-                for other in members[1:]:
-                    clusters.union(first, other)
+            holder: dict[str, int] = {}  # the first signature seen with each valid value
+            for i, ids in enumerate(features["ids"]):
+                assert isinstance(ids, dict)
+                value = ids.get(kind)
+                if value is not None:
+                    clusters.union(holder.setdefault(value, i), i)
         # 3. scored links
         pairs = self._candidate_pairs(sigs, features, clusters)
         scored = [(self._score(features, i, j), i, j) for i, j in pairs]

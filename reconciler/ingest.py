@@ -30,7 +30,7 @@ from connectors.base import Connector, Delivery, RawRow
 from reconciler.contract import FEED_SPECS, FeedSpec, ValidRow, validate_row
 from reconciler.errors import RowError
 from reconciler.identity.identifiers import IdentifierProfile
-from reconciler.storage import deliveries, quarantine, source_records
+from reconciler.storage import bulk_insert, deliveries, quarantine, source_records
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ class Ingestor:
         self.spec = spec
         self.profile = profile
         # executemany wants the same keys in every row; only this feed's columns, not all 37
+        # (the key column itself, e.g. contract_id, is stored as record_key)
         self.empty: dict[str, Any] = dict.fromkeys(
-            [spec.column_map.get(c, c) for c in spec.columns] + ["invalid_ids"])
+            c for c in [spec.column_map.get(c, c) for c in spec.columns] + ["invalid_ids"]
+            if c in source_records.c)
 
     def ingest(self, conn: Connection, connector: str, delivery: Delivery,
                now: datetime) -> DeliveryStats:
@@ -123,8 +125,7 @@ class Ingestor:
                 })
                 continue
             valid.append((line_no, row, _row_hash(row)))
-        if rejected:
-            conn.execute(insert(quarantine), rejected)
+        bulk_insert(conn, quarantine, rejected)
         if not valid:
             return
         keys = list({row.key for _, row, _ in valid})
@@ -151,7 +152,8 @@ class Ingestor:
                 stats.rows_duplicate += 1
                 continue
             record = {
-                **self.empty, **row.values, "feed": feed, "record_key": key,
+                **self.empty, **{k: v for k, v in row.values.items() if k in self.empty},
+                "feed": feed, "record_key": key,
                 "version": row.version, "row_hash": row_hash, "delivery_id": delivery_id,
                 "line_no": line_no, "extra": row.extra or None,
             }
@@ -175,8 +177,7 @@ class Ingestor:
             conn.execute(update(source_records)
                          .where(source_records.c.id.in_(retire[i:i + 900]))
                          .values(is_current=False))
-        if pending:
-            conn.execute(insert(source_records), list(pending.values()))
+        bulk_insert(conn, source_records, list(pending.values()))
 
     def _stored(self, conn: Connection, key: str, row_hash: str) -> bool:
         """Whether this exact content is already stored as an older version (rare path)."""

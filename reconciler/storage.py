@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -226,6 +227,35 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", TZ, nullable=False),
 )
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows with the same keys, the fast way each database offers.
+
+    PostgreSQL: ``COPY … FROM STDIN`` on the connection's own transaction. SQLite: one raw
+    ``executemany`` with SQLAlchemy's own bind processors applied, so values are stored
+    exactly as a Core insert would store them — without its per-row parameter building,
+    which costs more than the insert itself.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        from psycopg.types.json import Json
+
+        json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None
+                                else row[c] for c in columns])
+        return
+    processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
+    data = [tuple(p(row[c]) if p else row[c] for c, p in zip(columns, processors, strict=True))
+            for row in rows]
+    marks = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", data)
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

@@ -28,6 +28,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,13 +147,138 @@ def _probability(score: float) -> float:
     return 1.0 / (1.0 + math.pow(2.0, -score)) if score > -60 else 0.0
 
 
+FIELDS: dict[str, tuple[str, ...]] = {
+    # each field's comparison levels; "-" means no evidence either way (a side is empty)
+    "identifier": ("conflict", "-"),
+    "name": ("same", "close", "similar", "weak", "differs", "-"),
+    "birth_date": ("same", "same_default", "swapped", "year", "differs", "-"),
+    "nationality": ("same", "differs", "-"),
+    "sex": ("same", "differs", "-"),
+    "typo": ("one_keystroke", "-"),
+    "passport": ("same", "-"),
+    "employer": ("same", "-"),
+}
+LEVEL_WORDS: dict[tuple[str, str], str] = {
+    ("identifier", "conflict"): "identifiers differ",
+    ("name", "same"): "name same", ("name", "close"): "name close",
+    ("name", "similar"): "name similar", ("name", "weak"): "name weakly similar",
+    ("name", "differs"): "name differs",
+    ("birth_date", "same"): "birth date same",
+    ("birth_date", "same_default"): "birth date same (a default date)",
+    ("birth_date", "swapped"): "birth date day/month swapped",
+    ("birth_date", "year"): "birth year same", ("birth_date", "differs"): "birth date differs",
+    ("nationality", "same"): "nationality same", ("nationality", "differs"): "nationality differs",
+    ("sex", "same"): "sex same", ("sex", "differs"): "sex differs",
+    ("typo", "one_keystroke"): "identifier one keystroke apart (a typo)",
+    ("passport", "same"): "passport same", ("employer", "same"): "same employer",
+}
+
+
+@dataclass(frozen=True)
+class WeightTable:
+    """log₂ Bayes factor per (field, level) — hand-set defaults (:class:`MatchWeights`) or
+    estimated from the data (``reconciler.identity.training``)."""
+
+    prior: float
+    weights: Mapping[tuple[str, str], float]
+    tf_floor: float = -2.0
+    tf_ceiling: float = 1.0
+
+    @classmethod
+    def from_match_weights(cls, w: MatchWeights) -> WeightTable:
+        return cls(prior=w.prior, tf_floor=w.name_tf_floor, tf_ceiling=w.name_tf_ceiling,
+                   weights={
+                       ("identifier", "conflict"): w.identifier_conflict,
+                       ("name", "same"): w.name_exact, ("name", "close"): w.name_close,
+                       ("name", "similar"): w.name_fair, ("name", "weak"): w.name_weak,
+                       ("name", "differs"): w.name_differs,
+                       ("birth_date", "same"): w.dob_exact,
+                       ("birth_date", "same_default"): w.dob_exact_default,
+                       ("birth_date", "swapped"): w.dob_swapped,
+                       ("birth_date", "year"): w.dob_year,
+                       ("birth_date", "differs"): w.dob_differs,
+                       ("nationality", "same"): w.nationality_agrees,
+                       ("nationality", "differs"): w.nationality_differs,
+                       ("sex", "same"): w.sex_agrees, ("sex", "differs"): w.sex_differs,
+                       ("typo", "one_keystroke"): w.identifier_typo,
+                       ("passport", "same"): w.passport_agrees,
+                       ("employer", "same"): w.same_employer,
+                   })
+
+    def to_json(self) -> dict[str, object]:
+        return {"prior": self.prior, "tf_floor": self.tf_floor, "tf_ceiling": self.tf_ceiling,
+                "weights": {f"{f}:{lv}": w for (f, lv), w in sorted(self.weights.items())}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WeightTable:
+        weights: dict[tuple[str, str], float] = {}
+        for key, value in dict(data["weights"]).items():
+            fld, _, level = str(key).partition(":")
+            if level not in FIELDS.get(fld, ()):
+                raise ValueError(f"unknown comparison level {key!r} in the model")
+            weights[(fld, level)] = float(value)
+        return cls(prior=float(data["prior"]), weights=weights,
+                   tf_floor=float(data.get("tf_floor", -2.0)),
+                   tf_ceiling=float(data.get("tf_ceiling", 1.0)))
+
+
+def compare(f: Mapping[str, list[object]], i: int, j: int) -> tuple[dict[str, str], float]:
+    """The comparison level of every field for signatures ``i`` and ``j``, and the name's
+    term-frequency adjustment (used when the names are the same)."""
+    levels: dict[str, str] = dict.fromkeys(FIELDS, "-")
+    ids_i, ids_j = f["ids"][i], f["ids"][j]
+    assert isinstance(ids_i, dict) and isinstance(ids_j, dict)
+    if any(ids_j.get(kind, value) != value for kind, value in ids_i.items()):
+        levels["identifier"] = "conflict"
+    ti, tj = f["tokens"][i], f["tokens"][j]
+    assert isinstance(ti, tuple) and isinstance(tj, tuple)
+    tf = 0.0
+    if ti and tj:
+        sim = name_similarity(ti, tj)
+        levels["name"] = ("same" if sim >= 0.97 else "close" if sim >= 0.90 else
+                          "similar" if sim >= 0.80 else "weak" if sim >= 0.65 else "differs")
+        tf_i, tf_j = f["name_tf"][i], f["name_tf"][j]
+        assert isinstance(tf_i, float) and isinstance(tf_j, float)
+        tf = max(tf_i, tf_j)
+    di, dj = f["dob"][i], f["dob"][j]
+    assert di is None or isinstance(di, BirthDate)
+    assert dj is None or isinstance(dj, BirthDate)
+    agreement = birth_date_agreement(di, dj)
+    if agreement == "exact":
+        low = di is not None and di.is_low_information
+        levels["birth_date"] = "same_default" if low else "same"
+    elif agreement != "unknown":
+        levels["birth_date"] = {"swapped": "swapped", "year": "year",
+                                "mismatch": "differs"}[agreement]
+    for fld, key in (("nationality", "nationality"), ("sex", "sex")):
+        a, b = f[key][i], f[key][j]
+        if a and b:
+            levels[fld] = "same" if a == b else "differs"
+    raw_i, raw_j = f["raw_ids"][i], f["raw_ids"][j]
+    assert isinstance(raw_i, dict) and isinstance(raw_j, dict)
+    for kind, value in raw_i.items():
+        other = raw_j.get(kind)
+        if other and other != value and (kind not in ids_i or kind not in ids_j) \
+                and one_keystroke_apart(value, other):
+            levels["typo"] = "one_keystroke"
+            break
+    pi, pj = f["passport"][i], f["passport"][j]
+    if pi and pj and pi == pj:
+        levels["passport"] = "same"
+    ei, ej = f["employers"][i], f["employers"][j]
+    assert isinstance(ei, frozenset) and isinstance(ej, frozenset)
+    if ei & ej:
+        levels["employer"] = "same"
+    return levels, tf
+
+
 class IdentityResolver:
     def __init__(self, auto_threshold: float = 0.99, review_threshold: float = 0.80,
-                 max_block_size: int = 200, weights: MatchWeights | None = None) -> None:
+                 max_block_size: int = 200, weights: WeightTable | None = None) -> None:
         self.auto_threshold = auto_threshold
         self.review_threshold = review_threshold
         self.max_block_size = max_block_size
-        self.w = weights or MatchWeights()
+        self.table = weights or WeightTable.from_match_weights(MatchWeights())
 
     # -- public ---------------------------------------------------------------------------
 
@@ -347,75 +473,19 @@ class IdentityResolver:
 
     def _score(self, f: Mapping[str, list[object]], i: int,
                j: int) -> tuple[float, dict[str, float]]:
-        w = self.w
-        weights: dict[str, float] = {"prior": w.prior}
-        ids_i, ids_j = f["ids"][i], f["ids"][j]
-        assert isinstance(ids_i, dict) and isinstance(ids_j, dict)
-        for kind, value in ids_i.items():
-            other = ids_j.get(kind)
-            if other is not None and other != value:
-                weights[f"{kind} differs"] = w.identifier_conflict
-        ti, tj = f["tokens"][i], f["tokens"][j]
-        assert isinstance(ti, tuple) and isinstance(tj, tuple)
-        if ti and tj:
-            sim = name_similarity(ti, tj)
-            if sim >= 0.97:
-                weights["name same"] = w.name_exact
-                tf_i, tf_j = f["name_tf"][i], f["name_tf"][j]
-                assert isinstance(tf_i, float) and isinstance(tf_j, float)
-                tf = max(tf_i, tf_j)
-                tf = min(max(tf, w.name_tf_floor), w.name_tf_ceiling)
-                if abs(tf) >= 0.1:
-                    weights["name " + ("common" if tf < 0 else "rare")] = round(tf, 2)
-            elif sim >= 0.90:
-                weights["name close"] = w.name_close
-            elif sim >= 0.80:
-                weights["name similar"] = w.name_fair
-            elif sim >= 0.65:
-                weights["name weakly similar"] = w.name_weak
-            else:
-                weights["name differs"] = w.name_differs
-        di, dj = f["dob"][i], f["dob"][j]
-        assert di is None or isinstance(di, BirthDate)
-        assert dj is None or isinstance(dj, BirthDate)
-        level = birth_date_agreement(di, dj)
-        if level == "exact":
-            low = (di is not None and di.is_low_information)
-            weights["birth date same" + (" (a default date)" if low else "")] = (
-                w.dob_exact_default if low else w.dob_exact)
-        elif level == "swapped":
-            weights["birth date day/month swapped"] = w.dob_swapped
-        elif level == "year":
-            weights["birth year same"] = w.dob_year
-        elif level == "mismatch":
-            weights["birth date differs"] = w.dob_differs
-        ni, nj = f["nationality"][i], f["nationality"][j]
-        if ni and nj:
-            if ni == nj:
-                weights["nationality same"] = w.nationality_agrees
-            else:
-                weights["nationality differs"] = w.nationality_differs
-        si, sj = f["sex"][i], f["sex"][j]
-        if si and sj:
-            if si == sj:
-                weights["sex same"] = w.sex_agrees
-            else:
-                weights["sex differs"] = w.sex_differs
-        raw_i, raw_j = f["raw_ids"][i], f["raw_ids"][j]
-        assert isinstance(raw_i, dict) and isinstance(raw_j, dict)
-        for kind, value in raw_i.items():
-            other = raw_j.get(kind)
-            if other and other != value and (kind not in ids_i or kind not in ids_j) \
-                    and one_keystroke_apart(value, other):
-                weights[f"{kind} one keystroke apart (a typo)"] = w.identifier_typo
-                break
-        pi, pj = f["passport"][i], f["passport"][j]
-        if pi and pj and pi == pj:
-            weights["passport same"] = w.passport_agrees
-        ei, ej = f["employers"][i], f["employers"][j]
-        assert isinstance(ei, frozenset) and isinstance(ej, frozenset)
-        if ei & ej:
-            weights["same employer"] = w.same_employer
+        """Sum of the weights of each field's comparison level, plus the prior and the
+        name-frequency adjustment; the breakdown is keyed by the level's words."""
+        levels, tf = compare(f, i, j)
+        table = self.table
+        weights: dict[str, float] = {"prior": table.prior}
+        for fld, level in levels.items():
+            weight = table.weights.get((fld, level), 0.0)
+            if weight:
+                weights[LEVEL_WORDS.get((fld, level), f"{fld} {level}")] = weight
+        if levels.get("name") == "same":
+            tf = min(max(tf, table.tf_floor), table.tf_ceiling)
+            if abs(tf) >= 0.1:
+                weights["name " + ("common" if tf < 0 else "rare")] = round(tf, 2)
         return sum(weights.values()), weights
 
     @staticmethod

@@ -286,29 +286,7 @@ class IdentityResolver:
                 previous: Mapping[str, str] | None = None) -> Resolution:
         """``records``: one row per record, columns ``ref``, ``employer_id`` and
         :data:`IDENTITY_COLUMNS`. ``previous``: ref → person id of the last run."""
-        sig_cols = [c for c in IDENTITY_COLUMNS if c in records.columns]
-        frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])
-        frame = frame.astype(object).where(frame.notna(), None)
-        # one code per distinct combination of identity fields, in order of first appearance
-        sig_codes = frame.groupby(sig_cols, dropna=False, sort=False).ngroup().to_numpy()
-        first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
-        sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
-        sigs["sig"] = np.arange(len(sigs))
-        employers: list[set[str]] = [set() for _ in range(len(sigs))]
-        for code, employer in zip(sig_codes, frame["employer_id"], strict=True):
-            if employer:
-                employers[code].add(employer)
-        sigs["employers"] = [frozenset(e) for e in employers]
-        features = self._features(sigs)
-        clusters = _Clusters(features["ids"])  # type: ignore[arg-type]
-        # 2. identifier links
-        for kind in STRONG_KINDS:
-            holder: dict[str, int] = {}  # the first signature seen with each valid value
-            for i, ids in enumerate(features["ids"]):
-                assert isinstance(ids, dict)
-                value = ids.get(kind)
-                if value is not None:
-                    clusters.union(holder.setdefault(value, i), i)
+        frame, sig_codes, first_rows, sigs, features, clusters = self.prepare(records)
         # 3. scored links
         pairs = self._candidate_pairs(sigs, features, clusters)
         scored = [(self._score(features, i, j), i, j) for i, j in pairs]
@@ -350,6 +328,34 @@ class IdentityResolver:
                  "candidate_pairs": len(pairs), "scored_links": len(link_edges),
                  "review_links": len(doubt_edges)}
         return Resolution(person_of=person_of, persons=persons, stats=stats)
+
+    def prepare(self, records: pd.DataFrame) -> tuple[
+            pd.DataFrame, Any, pd.Series, pd.DataFrame, dict[str, list[object]], _Clusters]:
+        """Steps 1 and 2: signatures, their features, and the identifier links."""
+        sig_cols = [c for c in IDENTITY_COLUMNS if c in records.columns]
+        frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS])
+        frame = frame.astype(object).where(frame.notna(), None)
+        # one code per distinct combination of identity fields, in order of first appearance
+        sig_codes = frame.groupby(sig_cols, dropna=False, sort=False).ngroup().to_numpy()
+        first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
+        sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
+        sigs["sig"] = np.arange(len(sigs))
+        employers: list[set[str]] = [set() for _ in range(len(sigs))]
+        for code, employer in zip(sig_codes, frame["employer_id"], strict=True):
+            if employer:
+                employers[code].add(employer)
+        sigs["employers"] = [frozenset(e) for e in employers]
+        features = self._features(sigs)
+        clusters = _Clusters(features["ids"])  # type: ignore[arg-type]
+        # 2. identifier links
+        for kind in STRONG_KINDS:
+            holder: dict[str, int] = {}  # the first signature seen with each valid value
+            for i, ids in enumerate(features["ids"]):
+                assert isinstance(ids, dict)
+                value = ids.get(kind)
+                if value is not None:
+                    clusters.union(holder.setdefault(value, i), i)
+        return frame, sig_codes, first_rows, sigs, features, clusters
 
     # -- steps ----------------------------------------------------------------------------
 

@@ -15,9 +15,25 @@ def evaluate(catalogue: Catalogue, facts: Facts) -> list[Hit]:
         for hit in CHECKS[sign.check](facts, sign.params):
             hit.rule = name
             hits.append(hit)
-    hits = apply_precedence(catalogue, hits)
+    hits = apply_precedence(catalogue, one_per_key(hits))
     attach_evidence(facts, hits)
     return hits
+
+
+def one_per_key(hits: list[Hit]) -> list[Hit]:
+    """One finding per (rule, person, employer): a person registered twice at one employer
+    (duplicate contributor records) yields one wage or lateness finding naming both
+    engagements, not two findings."""
+    merged: dict[tuple[str, str, str | None], Hit] = {}
+    for hit in hits:
+        key = (hit.rule, hit.person_id, hit.employer_id)
+        kept = merged.get(key)
+        if kept is None:
+            merged[key] = hit
+            continue
+        kept.details.setdefault("also", []).append(hit.details)
+        kept.evidence.extend(e for e in hit.evidence if e not in kept.evidence)
+    return list(merged.values())
 
 
 def apply_precedence(catalogue: Catalogue, hits: list[Hit]) -> list[Hit]:

@@ -152,3 +152,19 @@ def test_identity_mismatch_needs_two_agreeing_feeds() -> None:
 def test_duplicate_contributor_has_no_employer() -> None:
     assert ("duplicate_contributor", "p", None) in findings(
         [], [], [], [contributor("p", "K1"), contributor("p", "K2")], [])
+
+
+def test_one_finding_per_rule_person_and_employer() -> None:
+    # The same person holds two registry records, both registered at A at too low a wage:
+    # one wage finding (plus the duplicate), not two.
+    facts_engagements = [engagement("p", A, "2024-01-01", "2024-01-02", wage=3000),
+                         {**engagement("p", A, "2024-01-01", "2024-01-02", wage=3000),
+                          "engagement_id": "G-other", "contributor_id": "K2"}]
+    facts = build_facts(AS_OF, pd.DataFrame([contract("p", A, "2024-01-01")]),
+                        pd.DataFrame([], columns=list(permit("x", A))),
+                        pd.DataFrame([payroll("p", A, "2026-10")]),
+                        pd.DataFrame([contributor("p"), contributor("p", "K2")]),
+                        pd.DataFrame(facts_engagements))
+    hits = [(h.rule, h.person_id, h.employer_id) for h in evaluate(CATALOGUE, facts)]
+    assert sorted(hits, key=str) == [("duplicate_contributor", "p", None),
+                                     ("wage_underdeclared", "p", A)]

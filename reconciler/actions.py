@@ -231,6 +231,10 @@ class Actor:
         request = replace(request, finding_id=finding_id)
         done = self.registry.register(self.conn, request, self.now)
         row.update(status="resolved", resolution="auto_registered", resolved_at=self.now)
+        worker = row["worker"]
+        if not worker.get("contributor_id"):  # the worker is now a known contributor
+            row["worker"] = {**worker, "contributor_id": done.contributor_id,
+                             "contributor_ids": [done.contributor_id]}
         self._history(finding_id, "open", "resolved",
                       f"auto-registered: engagement {done.engagement_id}")
         details = {"finding_id": finding_id, "employer_id": request.employer_id,

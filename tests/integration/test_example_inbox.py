@@ -53,6 +53,7 @@ def test_worked_example_gives_exactly_the_two_findings(env: dict[str, str]) -> N
     assert maria["action"] == "auto_register"
     assert maria["worker"]["residence_id"] == "2735590867"
     assert maria["worker"]["passport_number"] == "P4410932"
+    assert maria["worker"]["contributor_id"].startswith("R")  # registered by the reconciler
     assert {e["feed"] for e in maria["evidence"]} >= {"contracts", "permits", "payroll"}
 
     imran = by_rule["wage_underdeclared"]

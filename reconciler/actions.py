@@ -22,14 +22,14 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from reconciler.audit import AuditTrail
 from reconciler.identity.resolve import Person
 from reconciler.registry import NewContributor, RegistrationRequest, RegistryGateway
 from reconciler.rules.catalogue import Catalogue
 from reconciler.rules.checks import Hit
-from reconciler.storage import finding_history, findings, outbox
+from reconciler.storage import bulk_insert, finding_history, findings, outbox
 
 ACTOR = "reconciler"
 EVENT_PREFIX = "org.reconciler"
@@ -176,8 +176,7 @@ class Actor:
         # new findings first: history rows refer to them
         for table, rows in ((findings, self._new), (finding_history, self._histories),
                             (outbox, self.events)):
-            if rows:
-                self.conn.execute(insert(table), rows)
+            bulk_insert(self.conn, table, rows)
         self.audit.flush()
         return self.stats
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
-from reconciler.storage import audit_log
+from reconciler.storage import audit_log, bulk_insert
 
 GENESIS = "0" * 64
 
@@ -51,7 +51,7 @@ class AuditTrail:
 
     def flush(self) -> None:
         if self._rows:
-            self.conn.execute(insert(audit_log), self._rows)
+            bulk_insert(self.conn, audit_log, self._rows)
             self._rows = []
 
 

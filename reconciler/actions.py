@@ -193,14 +193,13 @@ class Actor:
     @staticmethod
     def _identity_details(view: PersonView) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if view.person.links:
-            out["identity_links"] = [
-                {"records": [link.ref_a, link.ref_b], "probability": round(link.probability, 6),
-                 "weights": dict(link.weights)} for link in view.person.links[:10]]
-        if view.person.doubts:
-            out["identity_doubts"] = [
-                {"records": [link.ref_a, link.ref_b], "probability": round(link.probability, 6),
-                 "weights": dict(link.weights)} for link in view.person.doubts[:10]]
+        for key, links in (("identity_links", view.person.links),
+                           ("identity_doubts", view.person.doubts)):
+            if links:
+                out[key] = [{"records": [link.ref_a, link.ref_b],
+                             "probability": round(link.probability, 6),
+                             "weights": dict(link.weights), "explanation": link.explain()}
+                            for link in links[:10]]
         return out
 
     def _open(self, fp: str, hit: Hit, view: PersonView) -> None:

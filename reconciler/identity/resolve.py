@@ -86,7 +86,20 @@ class Link:
     weights: Mapping[str, float]
 
     def explain(self) -> list[str]:
-        return [f"{name}: {w:+.1f}" for name, w in self.weights.items()]
+        """The link in sentences an officer can read: each piece of evidence and how much
+        likelier it makes "one person" (a weight w means 2^w times), then the verdict."""
+        lines = []
+        for name, w in self.weights.items():
+            if name == "prior":
+                continue
+            factor = 2.0 ** abs(w)
+            size = f"{factor:,.0f}" if factor >= 10 else f"{factor:.1f}"
+            direction = "likelier" if w > 0 else "less likely"
+            lines.append(f"{name[:1].upper()}{name[1:]}: {size} times {direction} to be "
+                         f"one person ({w:+.1f}).")
+        lines.append(f"Together: {self.probability:.2%} probability that the two records are "
+                     "one person.")
+        return lines
 
 
 @dataclass

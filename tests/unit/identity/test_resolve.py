@@ -136,3 +136,15 @@ def test_a_common_name_counts_for_less_than_a_rare_one() -> None:
         return sum(w for k, w in link.weights.items() if k.startswith("name"))
 
     assert name_weight(common, "contracts:A1") < name_weight(rare, "contracts:B1")
+
+
+def test_a_link_explains_itself_in_words() -> None:
+    res = resolve(
+        rec("contributors:K102", passport_number="AB6620418", name_en="Muhammad Imran Khan",
+            **IMRAN),
+        rec("contracts:C2", residence_id="2517730046", passport_number="AB6620418",
+            name_en="Mohammed Imran Khan", employer_id="7000000025", **IMRAN))
+    [link] = res.persons[res.person_of["contracts:C2"]].links
+    text = link.explain()
+    assert any(line.startswith("Passport same:") and "times likelier" in line for line in text)
+    assert text[-1].startswith("Together:") and "probability" in text[-1]

@@ -292,6 +292,10 @@ class IdentityResolver:
         self.review_threshold = review_threshold
         self.max_block_size = max_block_size
         self.table = weights or WeightTable.from_match_weights(MatchWeights())
+        # Term frequencies of names: by default counted over the records being resolved;
+        # the incremental index passes the counts of the whole population instead.
+        self.name_counts: Mapping[frozenset[str], int] | None = None
+        self.tf_typical: float | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -372,14 +376,9 @@ class IdentityResolver:
 
     # -- steps ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _features(sigs: pd.DataFrame) -> dict[str, list[object]]:
-        tokens: list[tuple[str, ...]] = []
-        for en, ar in zip(sigs["name_en"], sigs["name_ar"], strict=True):
-            toks = name_tokens(en) if en else ()
-            if not toks and ar:
-                toks = name_tokens(arabic_to_latin(ar))
-            tokens.append(toks)
+    def _features(self, sigs: pd.DataFrame) -> dict[str, list[object]]:
+        tokens = [record_tokens(en, ar)
+                  for en, ar in zip(sigs["name_en"], sigs["name_ar"], strict=True)]
         dobs: list[BirthDate | None] = []
         for raw in sigs["date_of_birth"]:
             try:
@@ -391,9 +390,12 @@ class IdentityResolver:
                    for values in zip(*(sigs[k] for k in STRONG_KINDS), strict=True)]
         # Term frequency: how many signatures carry this exact name (any token order). An
         # agreement on a name ten times commoner than the typical one is worth less.
-        counts = Counter(frozenset(t) for t in tokens if t)
-        typical = float(np.median(list(counts.values()))) if counts else 1.0
-        name_tf = [math.log2(typical / counts[frozenset(t)]) if t else 0.0 for t in tokens]
+        counts: Mapping[frozenset[str], int] = self.name_counts or Counter(
+            frozenset(t) for t in tokens if t)
+        typical = self.tf_typical or (float(np.median(list(counts.values()))) if counts
+                                      else 1.0)
+        name_tf = [math.log2(typical / max(counts.get(frozenset(t), 1), 1)) if t else 0.0
+                   for t in tokens]
         return {
             "name_tf": name_tf,
             "tokens": list(tokens),
@@ -525,6 +527,14 @@ class IdentityResolver:
                 names[root] = mint_person_id(min(by_root[root]))
             taken.add(names[root])
         return names
+
+
+def record_tokens(name_en: object, name_ar: object) -> tuple[str, ...]:
+    """The name tokens of a record: its Latin name, else its Arabic name romanised."""
+    tokens = name_tokens(name_en) if isinstance(name_en, str) and name_en else ()
+    if not tokens and isinstance(name_ar, str) and name_ar:
+        tokens = name_tokens(arabic_to_latin(name_ar))
+    return tokens
 
 
 def one_keystroke_apart(a: str, b: str) -> bool:

@@ -1,0 +1,185 @@
+"""The person index: resolve a delivery of changed records without re-resolving everyone.
+
+Why it can be exact: the resolver's decisions inside one connected component of the graph
+"shares a valid identifier, a blocking key, a repairable identifier typo or a person" never
+depend on anything outside it — merging is best-first *within* the pairs of the component,
+and the constraints are per cluster. So re-resolving the components a delivery touches,
+with the same term frequencies the whole population gives, yields the partition a full run
+would. ``tests/integration/test_incremental.py`` checks exactly that.
+
+The index keeps, per record, its keys (the resolver's blocking keys, identifier values and
+the repairs of a mistyped identifier, its name), the inverse key → records map, the person
+of every record, and the count of distinct signatures per name (term frequency).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from reconciler.identity.normalize import name_key, parse_birth_date
+from reconciler.identity.resolve import (
+    IDENTITY_COLUMNS,
+    STRONG_KINDS,
+    IdentityResolver,
+    Resolution,
+    keystroke_repairs,
+    record_tokens,
+)
+
+Key = str
+
+
+def record_keys(row: Mapping[str, object]) -> tuple[frozenset[str], list[Key]]:
+    """A record's name (token set, for term frequency) and every key it can be paired by."""
+    tokens = record_tokens(row.get("name_en"), row.get("name_ar"))
+    keys: list[Key] = []
+    invalid = str(row.get("invalid_ids") or "")
+    for kind in STRONG_KINDS:
+        value = row.get(kind)
+        if not isinstance(value, str) or not value:
+            continue
+        if kind in invalid:
+            keys.extend(f"id:{kind}:{r}" for r in keystroke_repairs(value) if value.isdigit())
+        else:
+            keys.append(f"id:{kind}:{value}")
+    passport = row.get("passport_number")
+    if isinstance(passport, str) and passport:
+        keys.append(f"pp:{passport}")
+    nkey = name_key(tokens) if tokens else None
+    try:
+        dob = parse_birth_date(str(row["date_of_birth"])) if row.get("date_of_birth") else None
+    except ValueError:
+        dob = None
+    if nkey and dob:
+        keys.append(f"ny:{nkey}:{dob.year}")
+    nationality = row.get("nationality")
+    if dob and dob.precision == "day" and nationality:
+        keys.append(f"dn:{dob.iso()}:{nationality}")
+    employer = row.get("employer_id")
+    if nkey and isinstance(employer, str) and employer:
+        keys.append(f"ne:{nkey}:{employer}")
+    name = frozenset(tokens)
+    if tokens:
+        keys.append(_tf_key(name))
+    return name, keys
+
+
+def _tf_key(name: frozenset[str]) -> Key:
+    return "tf:" + " ".join(sorted(name))
+
+
+def _signature(row: Mapping[str, object]) -> tuple[object, ...]:
+    return tuple(row.get(c) for c in IDENTITY_COLUMNS)
+
+
+@dataclass
+class PersonIndex:
+    resolver: IdentityResolver
+    tf_typical: float = 4.0  # fixed, so a delivery changes only the weights of its own names
+    records: dict[str, dict[str, object]] = field(default_factory=dict)
+    keys_of: dict[str, list[Key]] = field(default_factory=dict)
+    refs_by_key: dict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
+    person_of: dict[str, str] = field(default_factory=dict)
+    members: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    signatures: Counter[tuple[object, ...]] = field(default_factory=Counter)
+    name_counts: Counter[frozenset[str]] = field(default_factory=Counter)
+    last: Resolution | None = None
+    _changed_names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.resolver.name_counts = self.name_counts
+        self.resolver.tf_typical = self.tf_typical
+
+    # -- public ---------------------------------------------------------------------------
+
+    def apply(self, delta: pd.DataFrame) -> Resolution:
+        """Add or replace the records of ``delta`` (by ``ref``) and re-resolve what they
+        touch. The returned resolution covers the touched records only."""
+        rows = _rows(delta)
+        touched: set[str] = set()
+        self._changed_names: set[str] = set()
+        for row in rows:
+            ref = str(row["ref"])
+            if ref in self.records:
+                self._forget(ref, touched)
+            self._remember(ref, row, touched)
+        affected = self._closure(touched)
+        subset = pd.DataFrame([self.records[r] for r in sorted(affected)])
+        resolution = self.resolver.resolve(subset, {r: self.person_of[r] for r in affected
+                                                    if r in self.person_of})
+        for ref in affected:
+            old = self.person_of.get(ref)
+            if old is not None:
+                self.members[old].discard(ref)
+                if not self.members[old]:
+                    del self.members[old]
+        for ref, pid in resolution.person_of.items():
+            self.person_of[ref] = pid
+            self.members[pid].add(ref)
+        self.last = resolution
+        return resolution
+
+    def partition(self) -> set[frozenset[str]]:
+        return {frozenset(refs) for refs in self.members.values()}
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _remember(self, ref: str, row: dict[str, object], touched: set[str]) -> None:
+        name, keys = record_keys(row)
+        self.records[ref] = row
+        self.keys_of[ref] = keys
+        for key in keys:
+            self.refs_by_key[key].add(ref)
+        sig = _signature(row)
+        self.signatures[sig] += 1
+        if self.signatures[sig] == 1 and name:
+            self.name_counts[name] += 1  # a new signature with this name: its weight changes
+            self._changed_names.add(_tf_key(name))
+        touched.add(ref)
+
+    def _forget(self, ref: str, touched: set[str]) -> None:
+        row = self.records.pop(ref)
+        name, _ = record_keys(row)
+        for key in self.keys_of.pop(ref):
+            self.refs_by_key[key].discard(ref)
+            touched.update(self.refs_by_key[key])  # they lose a partner
+        sig = _signature(row)
+        self.signatures[sig] -= 1
+        if self.signatures[sig] == 0:
+            del self.signatures[sig]
+            if name:
+                self.name_counts[name] -= 1
+                self._changed_names.add(_tf_key(name))
+        touched.update(self.members.get(self.person_of.get(ref, ""), ()))
+        touched.discard(ref)
+
+    def _closure(self, start: Iterable[str]) -> set[str]:
+        """Every record connected to ``start`` through a shared key or a shared person."""
+        seen: set[str] = set()
+        frontier = [r for r in start if r in self.records]
+        seen.update(frontier)
+        while frontier:
+            ref = frontier.pop()
+            neighbours: set[str] = set()
+            for key in self.keys_of.get(ref, ()):
+                # a name's weight changes only when its count does
+                if key.startswith("tf:") and key not in self._changed_names:
+                    continue
+                neighbours |= self.refs_by_key[key]
+            person = self.person_of.get(ref)
+            if person is not None:
+                neighbours |= self.members[person]
+            for other in neighbours:
+                if other not in seen and other in self.records:
+                    seen.add(other)
+                    frontier.append(other)
+        return seen
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, object]]:
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [dict(r) for r in clean.to_dict("records")]

@@ -72,6 +72,23 @@ def _tf_key(name: frozenset[str]) -> Key:
     return "tf:" + " ".join(sorted(name))
 
 
+def _valid_ids(row: Mapping[str, object]) -> dict[str, object]:
+    invalid = str(row.get("invalid_ids") or "")
+    return {k: row[k] for k in STRONG_KINDS if row.get(k) and k not in invalid}
+
+
+def _hopeless(a: Mapping[str, object], b: Mapping[str, object] | None) -> bool:
+    if b is None:
+        return True
+    ia, ib = _valid_ids(a), _valid_ids(b)
+    if not ia or not ib:
+        return False
+    passport = a.get("passport_number")
+    if passport and passport == b.get("passport_number"):
+        return False
+    return any(ib.get(k, v) != v for k, v in ia.items())
+
+
 def _signature(row: Mapping[str, object]) -> tuple[object, ...]:
     return tuple(row.get(c) for c in IDENTITY_COLUMNS)
 
@@ -137,8 +154,7 @@ class PersonIndex:
         sig = _signature(row)
         self.signatures[sig] += 1
         if self.signatures[sig] == 1 and name:
-            self.name_counts[name] += 1  # a new signature with this name: its weight changes
-            self._changed_names.add(_tf_key(name))
+            self._count(name, +1)
         touched.add(ref)
 
     def _forget(self, ref: str, touched: set[str]) -> None:
@@ -152,10 +168,17 @@ class PersonIndex:
         if self.signatures[sig] == 0:
             del self.signatures[sig]
             if name:
-                self.name_counts[name] -= 1
-                self._changed_names.add(_tf_key(name))
+                self._count(name, -1)
         touched.update(self.members.get(self.person_of.get(ref, ""), ()))
         touched.discard(ref)
+
+    def _count(self, name: frozenset[str], step: int) -> None:
+        """Count a signature of ``name`` in or out; if that changes the name's weight, every
+        record bearing the name is affected."""
+        before = self.resolver.name_tf(self.name_counts[name], self.tf_typical)
+        self.name_counts[name] += step
+        if self.resolver.name_tf(self.name_counts[name], self.tf_typical) != before:
+            self._changed_names.add(_tf_key(name))
 
     def _closure(self, start: Iterable[str]) -> set[str]:
         """Every record connected to ``start`` through a shared key or a shared person."""
@@ -165,11 +188,21 @@ class PersonIndex:
         while frontier:
             ref = frontier.pop()
             neighbours: set[str] = set()
+            row = self.records[ref]
             for key in self.keys_of.get(ref, ()):
-                # a name's weight changes only when its count does
-                if key.startswith("tf:") and key not in self._changed_names:
-                    continue
-                neighbours |= self.refs_by_key[key]
+                kind = key[:3]
+                if kind == "tf:":
+                    # a name's weight changes only when its count does
+                    if key in self._changed_names:
+                        neighbours |= self.refs_by_key[key]
+                elif kind == "id:":
+                    neighbours |= self.refs_by_key[key]
+                else:
+                    # a blocking key pairs only what the resolver would score: two valid
+                    # identifiers of one kind that differ, without a shared passport, cannot
+                    # link (the resolver prunes those pairs the same way)
+                    neighbours.update(o for o in self.refs_by_key[key]
+                                      if not _hopeless(row, self.records.get(o)))
             person = self.person_of.get(ref)
             if person is not None:
                 neighbours |= self.members[person]

@@ -297,6 +297,14 @@ class IdentityResolver:
         self.name_counts: Mapping[frozenset[str], int] | None = None
         self.tf_typical: float | None = None
 
+    def name_tf(self, count: int, typical: float) -> float:
+        """The name-frequency adjustment: log₂(typical / count), clipped to the table's
+        floor and ceiling and rounded to quarters — so one more or one fewer bearer of a
+        name rarely changes its weight (which keeps incremental deliveries local)."""
+        raw = math.log2(typical / max(count, 1))
+        clipped = min(max(raw, self.table.tf_floor), self.table.tf_ceiling)
+        return round(clipped * 4) / 4
+
     # -- public ---------------------------------------------------------------------------
 
     def resolve(self, records: pd.DataFrame,
@@ -394,7 +402,7 @@ class IdentityResolver:
             frozenset(t) for t in tokens if t)
         typical = self.tf_typical or (float(np.median(list(counts.values()))) if counts
                                       else 1.0)
-        name_tf = [math.log2(typical / max(counts.get(frozenset(t), 1), 1)) if t else 0.0
+        name_tf = [self.name_tf(counts.get(frozenset(t), 1), typical) if t else 0.0
                    for t in tokens]
         return {
             "name_tf": name_tf,
@@ -503,10 +511,8 @@ class IdentityResolver:
             weight = table.weights.get((fld, level), 0.0)
             if weight:
                 weights[LEVEL_WORDS.get((fld, level), f"{fld} {level}")] = weight
-        if levels.get("name") == "same":
-            tf = min(max(tf, table.tf_floor), table.tf_ceiling)
-            if abs(tf) >= 0.1:
-                weights["name " + ("common" if tf < 0 else "rare")] = round(tf, 2)
+        if levels.get("name") == "same" and tf:
+            weights["name " + ("common" if tf < 0 else "rare")] = round(tf, 2)
         return sum(weights.values()), weights
 
     @staticmethod

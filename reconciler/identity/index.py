@@ -26,6 +26,8 @@ from reconciler.identity.resolve import (
     STRONG_KINDS,
     IdentityResolver,
     Resolution,
+    blocking_keys,
+    hopeless,
     keystroke_repairs,
     record_tokens,
 )
@@ -46,22 +48,17 @@ def record_keys(row: Mapping[str, object]) -> tuple[frozenset[str], list[Key]]:
             keys.extend(f"id:{kind}:{r}" for r in keystroke_repairs(value) if value.isdigit())
         else:
             keys.append(f"id:{kind}:{value}")
-    passport = row.get("passport_number")
-    if isinstance(passport, str) and passport:
-        keys.append(f"pp:{passport}")
-    nkey = name_key(tokens) if tokens else None
     try:
         dob = parse_birth_date(str(row["date_of_birth"])) if row.get("date_of_birth") else None
     except ValueError:
         dob = None
-    if nkey and dob:
-        keys.append(f"ny:{nkey}:{dob.year}")
-    nationality = row.get("nationality")
-    if dob and dob.precision == "day" and nationality:
-        keys.append(f"dn:{dob.iso()}:{nationality}")
     employer = row.get("employer_id")
-    if nkey and isinstance(employer, str) and employer:
-        keys.append(f"ne:{nkey}:{employer}")
+    passport, nationality = row.get("passport_number"), row.get("nationality")
+    keys.extend(blocking_keys(
+        name_key(tokens) if tokens else None, dob,
+        nationality if isinstance(nationality, str) else None,
+        passport if isinstance(passport, str) else None,
+        [employer] if isinstance(employer, str) and employer else []))
     name = frozenset(tokens)
     if tokens:
         keys.append(_tf_key(name))
@@ -72,21 +69,14 @@ def _tf_key(name: frozenset[str]) -> Key:
     return "tf:" + " ".join(sorted(name))
 
 
-def _valid_ids(row: Mapping[str, object]) -> dict[str, object]:
+def _valid_ids(row: Mapping[str, object]) -> dict[str, str]:
     invalid = str(row.get("invalid_ids") or "")
-    return {k: row[k] for k in STRONG_KINDS if row.get(k) and k not in invalid}
+    return {k: str(row[k]) for k in STRONG_KINDS if row.get(k) and k not in invalid}
 
 
 def _hopeless(a: Mapping[str, object], b: Mapping[str, object] | None) -> bool:
-    if b is None:
-        return True
-    ia, ib = _valid_ids(a), _valid_ids(b)
-    if not ia or not ib:
-        return False
-    passport = a.get("passport_number")
-    if passport and passport == b.get("passport_number"):
-        return False
-    return any(ib.get(k, v) != v for k, v in ia.items())
+    return b is None or hopeless(_valid_ids(a), _valid_ids(b), a.get("passport_number"),
+                                 b.get("passport_number"))
 
 
 def _signature(row: Mapping[str, object]) -> tuple[object, ...]:

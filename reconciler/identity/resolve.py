@@ -420,60 +420,25 @@ class IdentityResolver:
 
     def _candidate_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],
                          clusters: _Clusters) -> list[tuple[int, int]]:
-        n = len(sigs)
-        year = [d.year if isinstance(d, BirthDate) else None for d in f["dob"]]
-        full = [d.iso() if isinstance(d, BirthDate) and d.precision == "day" else None
-                for d in f["dob"]]
-        keys: dict[str, list[object]] = {
-            "passport": f["passport"],
-            "name_year": [(k, y) if k and y else None
-                          for k, y in zip(f["name_key"], year, strict=True)],
-            "dob_nat": [(d, c) if d and c else None
-                        for d, c in zip(full, f["nationality"], strict=True)],
-        }
-        emp_keys: list[tuple[int, object]] = []
-        for i, (k, emps) in enumerate(zip(f["name_key"], f["employers"], strict=True)):
-            if k:
-                assert isinstance(emps, frozenset)
-                emp_keys.extend((i, (k, e)) for e in emps)
         pairs: set[tuple[int, int]] = set()
-
         ids, passports = f["ids"], f["passport"]
-
-        def hopeless(i: int, j: int) -> bool:
-            """Two different valid identifiers of one kind and no shared passport: the score
-            cannot reach the review band (−25 outweighs every agreement but a passport), so
-            look-alike blocks are not scored pair by pair."""
-            a, b = ids[i], ids[j]
-            assert isinstance(a, dict) and isinstance(b, dict)
-            if not a or not b or (passports[i] and passports[i] == passports[j]):
-                return False
-            return any(b.get(k, v) != v for k, v in a.items())
-
-        def add_blocks(members_by_key: Mapping[object, list[int]]) -> None:
-            for members in members_by_key.values():
-                if len(members) < 2 or len(members) > self.max_block_size:
-                    continue
-                roots = [clusters.find(m) for m in members]
-                for a in range(len(members)):
-                    for b in range(a + 1, len(members)):
-                        if roots[a] != roots[b]:
-                            i, j = members[a], members[b]
-                            if not hopeless(i, j):
-                                pairs.add((i, j) if i < j else (j, i))
-
-        for values in keys.values():
-            groups: dict[object, list[int]] = defaultdict(list)
-            for i in range(n):
-                v = values[i]
-                if v is not None:
-                    groups[v].append(i)
-            add_blocks(groups)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, (nkey, dob, nationality, passport, employers) in enumerate(zip(
+                f["name_key"], f["dob"], f["nationality"], passports, f["employers"],
+                strict=True)):
+            for key in blocking_keys(nkey, dob, nationality, passport, employers):  # type: ignore[arg-type]
+                groups[key].append(i)
+        for members in groups.values():
+            if len(members) < 2 or len(members) > self.max_block_size:
+                continue
+            roots = [clusters.find(m) for m in members]
+            for a in range(len(members)):
+                for b in range(a + 1, len(members)):
+                    if roots[a] != roots[b]:
+                        i, j = members[a], members[b]
+                        if not hopeless(ids[i], ids[j], passports[i], passports[j]):  # type: ignore[arg-type]
+                            pairs.add((i, j) if i < j else (j, i))
         self._typo_pairs(sigs, f, clusters, pairs)
-        emp_groups: dict[object, list[int]] = defaultdict(list)
-        for i, key in emp_keys:
-            emp_groups[key].append(i)
-        add_blocks(emp_groups)
         return sorted(pairs)
 
     def _typo_pairs(self, sigs: pd.DataFrame, f: Mapping[str, list[object]],
@@ -533,6 +498,31 @@ class IdentityResolver:
                 names[root] = mint_person_id(min(by_root[root]))
             taken.add(names[root])
         return names
+
+
+def blocking_keys(name_key: str | None, dob: BirthDate | None, nationality: str | None,
+                  passport: str | None, employers: Iterable[str]) -> list[str]:
+    """The blocks a record (or signature) belongs to: same passport; same name key and
+    birth year; same full birth date and nationality; same name key at the same employer.
+    The resolver and the incremental index both use this, so they pair alike."""
+    keys = [f"pp:{passport}"] if passport else []
+    if name_key and dob:
+        keys.append(f"ny:{name_key}:{dob.year}")
+    if dob and dob.precision == "day" and nationality:
+        keys.append(f"dn:{dob.iso()}:{nationality}")
+    if name_key:
+        keys.extend(f"ne:{name_key}:{e}" for e in sorted(employers))
+    return keys
+
+
+def hopeless(ids_a: Mapping[str, str], ids_b: Mapping[str, str], passport_a: object,
+             passport_b: object) -> bool:
+    """Two different valid identifiers of one kind and no shared passport: the score cannot
+    reach the review band (the conflict outweighs every agreement but a passport), so such
+    pairs — most of a look-alike block — are not scored at all."""
+    if not ids_a or not ids_b or (passport_a and passport_a == passport_b):
+        return False
+    return any(ids_b.get(k, v) != v for k, v in ids_a.items())
 
 
 def record_tokens(name_en: object, name_ar: object) -> tuple[str, ...]:

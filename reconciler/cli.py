@@ -69,7 +69,9 @@ def run(ctx: click.Context, once: bool) -> None:
         report = app.run_once(Progress())
         click.echo(json.dumps({"as_of": report.as_of.isoformat(), "ingest": report.ingest,
                                "identity": report.identity, "findings": report.findings,
-                               "timings": report.timings}, indent=2))
+                               "notifications": report.notifications,
+                               "outbox": report.outbox, "timings": report.timings},
+                              indent=2))
         return
     from reconciler.daemon import Daemon
 
@@ -236,6 +238,117 @@ def quarantine_list(ctx: click.Context, feed: str | None, limit: int, as_json: b
     click.echo(f"{total} quarantined rows" + (f" (showing {len(rows)})" if total > limit else ""))
     for r in rows:
         click.echo(f"{r['feed']:<13} {Path(r['source']).name}:{r['line_no']:<6} {r['reason']}")
+
+
+@main.group()
+def outbox() -> None:
+    """The transactional outbox and its relay to Kafka."""
+
+
+@outbox.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def outbox_status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Backlog (pending events) and the age of the oldest pending one."""
+    from reconciler.bus.relay import outbox_status
+
+    app = _app(ctx)
+    with app.engine.connect() as conn:
+        status = outbox_status(conn)
+    if as_json:
+        click.echo(json.dumps(status.as_dict()))
+        return
+    age = status.oldest_pending_age_seconds
+    click.echo(f"pending: {status.pending}")
+    click.echo(f"published: {status.published}")
+    click.echo("oldest pending: " + ("-" if age is None else
+                                     f"{status.oldest_pending_at:%Y-%m-%dT%H:%M:%SZ} "
+                                     f"({_age(age)} ago)"))
+    click.echo(f"most attempts of a pending event: {status.max_attempts}")
+    click.echo("relay: " + ("to " + app.settings.kafka_bootstrap
+                            if app.settings.kafka_bootstrap
+                            else "off (RECONCILER_KAFKA_BOOTSTRAP unset)"))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+@outbox.command("relay")
+@click.pass_context
+def outbox_relay_cmd(ctx: click.Context) -> None:
+    """Publish every pending event now; exit 1 if the broker could not take them all."""
+    app = _app(ctx)
+    if not app.settings.kafka_bootstrap:
+        raise FatalError("RECONCILER_KAFKA_BOOTSTRAP is not set: there is no broker to relay to")
+    result = app.flush_outbox()
+    click.echo(json.dumps(result))
+    if "error" in result:
+        sys.exit(1)
+
+
+@main.group()
+def notifications() -> None:
+    """Employer notifications: digests, their delivery state, dead letters."""
+
+
+@notifications.command("list")
+@click.option("--status", type=click.Choice(["pending", "sent", "dead"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def notifications_list(ctx: click.Context, status: str | None, limit: int,
+                       as_json: bool) -> None:
+    """Each digest delivery: employer, channel, state, attempts, last error."""
+    from reconciler.notify import notification_counts
+    from reconciler.notify.tables import notifications as table
+
+    app = _app(ctx)
+    with app.engine.connect() as conn:
+        where = [table.c.status == status] if status else []
+        rows = conn.execute(select(table).where(*where)
+                            .order_by(table.c.created_at, table.c.notification_id)
+                            .limit(limit)).mappings().all()
+        counts = notification_counts(conn)
+    shown = ("notification_id", "digest_id", "employer_id", "channel", "recipient",
+             "language", "status", "attempts", "last_error")
+    if as_json:
+        for r in rows:
+            out = {k: r[k] for k in shown}
+            out["sent_at"] = r["sent_at"].isoformat() if r["sent_at"] else None
+            click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    totals = {s: sum(n for (_, st), n in counts.items() if st == s)
+              for s in ("pending", "sent", "dead")}
+    click.echo(", ".join(f"{n} {s}" for s, n in totals.items())
+               + (" — dead letters need attention" if totals["dead"] else ""))
+    for r in rows:
+        line = (f"{r['notification_id'][:8]} {r['employer_id']} {r['channel']:<7} "
+                f"{r['status']:<7} attempts={r['attempts']}")
+        if r["last_error"] and r["status"] != "sent":
+            line += f"  {r['last_error'][:120]}"
+        click.echo(line)
+
+
+@notifications.command("retry")
+@click.argument("notification_id")
+@click.pass_context
+def notifications_retry(ctx: click.Context, notification_id: str) -> None:
+    """Put a dead letter back in the queue (attempts reset); it is sent on the next pass."""
+    from reconciler.notify import retry_dead
+
+    app = _app(ctx)
+    with app.engine.begin() as conn:
+        if not retry_dead(conn, notification_id, datetime.now(UTC)):
+            raise FatalError(f"no dead notification {notification_id}; "
+                             "see `reconciler notifications list --status dead`")
+    click.echo(f"notification {notification_id} queued again")
 
 
 @main.group()

@@ -9,6 +9,7 @@ Every problem is reported at once, each with the file, the key and what was expe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -90,6 +91,63 @@ class IdentitySettings(_Strict):
                                  prefixes=dict(self.id_prefixes))
 
 
+class BusSettings(_Strict):
+    """The outbox relay to Kafka (``docs/events.md``). The bootstrap servers are the top-level
+    ``kafka_bootstrap``; unset, events stay in the outbox. Secrets only by env-var name."""
+
+    topic: str = Field(default="reconciler.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    source: str = Field(default="urn:reconciler", min_length=1,
+                        description="the CloudEvents `source` of every event")
+    client_id: str = "reconciler-relay"
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    send_timeout_seconds: float = Field(default=10.0, gt=0)
+    interval_seconds: int = Field(default=5, gt=0, description="daemon relay cadence")
+    max_backoff_seconds: int = Field(default=300, gt=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password_env: str = "RECONCILER_KAFKA_SASL_PASSWORD"  # noqa: S105 (a variable name)
+
+    @model_validator(mode="after")
+    def _sasl(self) -> BusSettings:
+        if self.security_protocol.startswith("SASL") and not (
+                self.sasl_mechanism and self.sasl_username):
+            raise ValueError(f"security_protocol {self.security_protocol} needs "
+                             "sasl_mechanism and sasl_username (the password comes from "
+                             "the variable named by sasl_password_env)")
+        return self
+
+
+class NotifySettings(_Strict):
+    """Employer digests (``docs/notifications.md``). Email is on when ``smtp_url`` is set
+    (``RECONCILER_SMTP_URL``); webhooks when the variable named by ``webhook_secret_env``
+    holds a secret. With neither, nothing is planned and nothing is sent."""
+
+    smtp_url: str | None = None
+    sender: str = "reconciler@localhost"
+    webhook_secret_env: str = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
+    default_language: Literal["en", "ar"] = "en"
+    correction_days: int = Field(default=30, ge=1)
+    dispute_url: str | None = None
+    dispute_email: str | None = None
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=60.0, gt=0)
+    max_backoff_seconds: float = Field(default=3600.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    interval_seconds: int = Field(default=60, gt=0, description="daemon delivery cadence")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^smtps?://[^/]+", value):
+            raise ValueError("expected smtp://host:port or smtps://host:port")
+        return value
+
+
 class Settings(_Strict):
     """Everything the daemon needs; built by :func:`load_settings`, passed in, never global."""
 
@@ -101,6 +159,8 @@ class Settings(_Strict):
     connectors: tuple[ConnectorSettings, ...] = Field(default_factory=_default_connectors)
     reconcile_schedule: Schedule = Schedule(cron="0 2 * * *")
     identity: IdentitySettings = IdentitySettings()
+    bus: BusSettings = BusSettings()
+    notify: NotifySettings = NotifySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     config_dir: Path = REPO_CONFIG_DIR
 
@@ -143,6 +203,7 @@ ENV_OVERRIDES = {
     "RECONCILER_AS_OF": "as_of",
     "RECONCILER_KAFKA_BOOTSTRAP": "kafka_bootstrap",
     "RECONCILER_LOG_LEVEL": "log_level",
+    "RECONCILER_SMTP_URL": "notify.smtp_url",
 }
 
 
@@ -185,9 +246,20 @@ def load_settings(
                 f"{source}: database_url: a password does not belong in the file; "
                 "set RECONCILER_DATABASE_URL in the environment instead"
             )
+        notify = data.get("notify")
+        smtp = str(notify.get("smtp_url") or "") if isinstance(notify, dict) else ""
+        if smtp and _has_password(smtp.replace("smtps://", "smtp://", 1)):
+            problems.append(
+                f"{source}: notify.smtp_url: a password does not belong in the file; "
+                "set RECONCILER_SMTP_URL in the environment instead"
+            )
     for var, key in ENV_OVERRIDES.items():
         if env.get(var):
-            data[key] = env[var]
+            section, _, name = key.rpartition(".")
+            target = data
+            if section:
+                target = data[section] = dict(data.get(section) or {})
+            target[name] = env[var]
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -209,4 +281,4 @@ def _has_password(url: str) -> bool:
 
 def _from_env(error: Mapping[str, Any], env: Mapping[str, str]) -> bool:
     top = str(error["loc"][0]) if error["loc"] else ""
-    return any(key == top and env.get(var) for var, key in ENV_OVERRIDES.items())
+    return any(key.split(".")[0] == top and env.get(var) for var, key in ENV_OVERRIDES.items())

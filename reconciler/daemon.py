@@ -8,6 +8,10 @@ Choices made on purpose:
 * ``coalesce`` — a job that missed several runs (the machine slept) runs once, not N times;
 * ``misfire_grace_time`` of 10 minutes — a run late by less still happens; later, it waits
   for its next slot;
+* the outbox relay runs every ``bus.interval_seconds`` while Kafka is configured and backs
+  off (doubling, up to ``bus.max_backoff_seconds``) while the broker is unreachable;
+* the notifier plans digests after each reconcile and delivers what is due every
+  ``notify.interval_seconds`` (retries follow each notification's own backoff);
 * SIGTERM / SIGINT finish the unit of work in progress, then exit 0.
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -25,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors import build_connector
+from reconciler.bus.relay import Backoff, OutboxRelay
 from reconciler.config import Schedule
 from reconciler.ingest import pull_connector
 from reconciler.pipeline import Progress, Reconciler
@@ -48,6 +53,10 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
             timezone=UTC,
         )
+        self.relay: OutboxRelay | None = app.outbox_relay()
+        bus = app.settings.bus
+        self.relay_backoff = Backoff(bus.interval_seconds, bus.max_backoff_seconds)
+        self.notifier = app.notifier()
 
     def pull(self, name: str) -> None:
         declared = next(c for c in self.app.settings.connectors if c.name == name)
@@ -63,6 +72,22 @@ class Daemon:
         report = self.app.reconcile(self.app.settings.today(), Progress(False))
         log.info("reconciled", extra={"findings": report.findings,
                                       "identity": report.identity})
+        if self.notifier.enabled:
+            self.notifier.run(self.app.settings.today())
+        if self.relay is not None and not self.stopping.is_set():
+            self.scheduler.modify_job("relay", next_run_time=datetime.now(UTC))
+
+    def relay_outbox(self) -> None:
+        """One relay pass; reschedule itself sooner or later depending on the broker."""
+        assert self.relay is not None
+        result = self.relay.relay()
+        delay = self.relay_backoff.failure() if result.error else self.relay_backoff.success()
+        if not self.stopping.is_set():
+            self.scheduler.modify_job(
+                "relay", next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+
+    def deliver_notifications(self) -> None:
+        self.notifier.deliver_due()
 
     def start(self) -> None:
         now = datetime.now(UTC)
@@ -71,6 +96,15 @@ class Daemon:
                                    id=f"pull:{declared.name}", next_run_time=now)
         self.scheduler.add_job(self.reconcile, _trigger(self.app.settings.reconcile_schedule),
                                id="reconcile")
+        if self.relay is not None:
+            # the trigger is a ceiling; each pass sets its own next run (backoff)
+            self.scheduler.add_job(self.relay_outbox, IntervalTrigger(
+                seconds=self.app.settings.bus.max_backoff_seconds, timezone=UTC),
+                id="relay", next_run_time=now)
+        if self.notifier.enabled:
+            self.scheduler.add_job(self.deliver_notifications, IntervalTrigger(
+                seconds=self.app.settings.notify.interval_seconds, timezone=UTC),
+                id="notify", next_run_time=now)
         self.scheduler.start()
         log.info("daemon started", extra={"jobs": [j.id for j in self.scheduler.get_jobs()]})
 
@@ -84,6 +118,8 @@ class Daemon:
         self.stopping.wait()
         log.info("stopping: finishing the unit of work in progress")
         self.scheduler.shutdown(wait=True)
+        if self.relay is not None:
+            self.relay.close()
         self.app.engine.dispose()
         log.info("stopped")
         return 0

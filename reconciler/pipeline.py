@@ -21,11 +21,13 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from connectors import build_connector
 from reconciler.actions import Actor, person_views
+from reconciler.bus.relay import OutboxRelay, RelayResult, outbox_status
 from reconciler.config import Settings
 from reconciler.errors import FatalError
 from reconciler.identity.resolve import IdentityResolver
 from reconciler.ingest import DeliveryStats, pull_connector, summarize
 from reconciler.migrate import is_current, upgrade
+from reconciler.notify import Notifier
 from reconciler.registry import EmbeddedRegistry, RegistryGateway
 from reconciler.rules.catalogue import Catalogue, load_catalogue
 from reconciler.rules.engine import evaluate
@@ -71,6 +73,8 @@ class RunReport:
     ingest: dict[str, dict[str, int]] = field(default_factory=dict)
     identity: dict[str, int] = field(default_factory=dict)
     findings: dict[str, Any] = field(default_factory=dict)
+    notifications: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -94,7 +98,35 @@ class Reconciler:
         return cls(settings, engine, registry or EmbeddedRegistry(),
                    load_catalogue(settings.rules_path))
 
+    def notifier(self) -> Notifier:
+        return Notifier(self.engine, self.settings.notify)
+
+    def outbox_relay(self) -> OutboxRelay | None:
+        """The relay to Kafka, or None when ``kafka_bootstrap`` is unset (events wait)."""
+        bootstrap = self.settings.kafka_bootstrap
+        return OutboxRelay(self.engine, bootstrap, self.settings.bus) if bootstrap else None
+
     # -- stages ---------------------------------------------------------------------------
+
+    def notify(self, as_of: date) -> dict[str, int]:
+        """Plan and send the employer digests of what is new (a no-op with no channel)."""
+        return self.notifier().run(as_of).as_dict()
+
+    def flush_outbox(self) -> dict[str, Any]:
+        """Publish every pending event; a broker that is down keeps them for next time."""
+        relay = self.outbox_relay()
+        if relay is None:
+            with self.engine.connect() as conn:
+                return {"published": 0, "pending": outbox_status(conn).pending,
+                        "relay": "off (RECONCILER_KAFKA_BOOTSTRAP unset)"}
+        try:
+            result: RelayResult = relay.relay()
+        finally:
+            relay.close()
+        out: dict[str, Any] = {"published": result.published, "pending": result.pending}
+        if result.error:
+            out["error"] = result.error
+        return out
 
     def pull(self, progress: Progress | None = None) -> list[DeliveryStats]:
         progress = progress or Progress(False)
@@ -164,6 +196,10 @@ class Reconciler:
             pulled = self.pull(progress)
             report = self.reconcile(as_of, progress)
             report.ingest = summarize(pulled)
+            with progress.stage("notify employers"):
+                report.notifications = self.notify(as_of)
+            with progress.stage("publish events"):
+                report.outbox = self.flush_outbox()
             report.timings = progress.timings
             status = "succeeded"
             return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+import reconciler.notify.tables  # noqa: F401 - registers its tables on the metadata
 from reconciler.storage import create_db_engine, metadata
 
 config = context.config

@@ -69,7 +69,8 @@ class Daemon:
                                    replace_existing=True, next_run_time=datetime.now(UTC))
 
     def reconcile(self) -> None:
-        report = self.app.reconcile(self.app.settings.today(), Progress(False))
+        report = self.app.reconcile(self.app.settings.today(), Progress(False),
+                                    incremental=True)
         log.info("reconciled", extra={"findings": report.findings,
                                       "identity": report.identity})
         if self.notifier.enabled:

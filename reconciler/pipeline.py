@@ -24,6 +24,7 @@ from reconciler.actions import Actor, person_views
 from reconciler.bus.relay import OutboxRelay, RelayResult, outbox_status
 from reconciler.config import Settings
 from reconciler.errors import FatalError
+from reconciler.identity.index import PersonIndex
 from reconciler.identity.resolve import IdentityResolver
 from reconciler.ingest import DeliveryStats, pull_connector, summarize
 from reconciler.migrate import is_current, upgrade
@@ -86,6 +87,7 @@ class Reconciler:
     engine: Engine
     registry: RegistryGateway
     catalogue: Catalogue
+    index: PersonIndex | None = None  # the daemon's person index, kept between reconciles
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: RegistryGateway | None = None,
@@ -139,7 +141,10 @@ class Reconciler:
         return results
 
     def reconcile(self, as_of: date, progress: Progress | None = None,
-                  now: datetime | None = None) -> RunReport:
+                  now: datetime | None = None, incremental: bool = False) -> RunReport:
+        """One reconcile. ``incremental`` (the daemon) keeps a :class:`PersonIndex` between
+        calls and re-resolves only what changed since the last one; the persons are the
+        same a full resolution would give (``tests/integration/test_incremental.py``)."""
         progress = progress or Progress(False)
         now = now or datetime.now(UTC)
         report = RunReport(as_of=as_of)
@@ -155,7 +160,17 @@ class Reconciler:
             ident = self.settings.identity
             resolver = IdentityResolver(ident.auto_threshold, ident.review_threshold,
                                         ident.max_block_size)
-            resolution = resolver.resolve(records, previous)
+            if incremental:
+                if self.index is None:
+                    self.index = PersonIndex(resolver, person_of=dict(previous))
+                delta = self.index.changed(records)
+                touched = self.index.apply(delta) if len(delta) else None
+                resolution = self.index.resolution({
+                    "records": len(records), "changed": len(delta),
+                    "re_resolved": touched.stats["records"] if touched else 0,
+                    "persons": len(self.index.members)})
+            else:
+                resolution = resolver.resolve(records, previous)
         report.identity = resolution.stats
         person_of = pd.Series(resolution.person_of, dtype=object)
         records["person_id"] = records["ref"].map(person_of)

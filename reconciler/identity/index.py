@@ -25,6 +25,7 @@ from reconciler.identity.resolve import (
     IDENTITY_COLUMNS,
     STRONG_KINDS,
     IdentityResolver,
+    Person,
     Resolution,
     blocking_keys,
     hopeless,
@@ -86,7 +87,6 @@ def _signature(row: Mapping[str, object]) -> tuple[object, ...]:
 @dataclass
 class PersonIndex:
     resolver: IdentityResolver
-    tf_typical: float = 4.0  # fixed, so a delivery changes only the weights of its own names
     records: dict[str, dict[str, object]] = field(default_factory=dict)
     keys_of: dict[str, list[Key]] = field(default_factory=dict)
     refs_by_key: dict[Key, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -94,12 +94,14 @@ class PersonIndex:
     members: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     signatures: Counter[tuple[object, ...]] = field(default_factory=Counter)
     name_counts: Counter[frozenset[str]] = field(default_factory=Counter)
+    persons: dict[str, Person] = field(default_factory=dict)
     last: Resolution | None = None
     _changed_names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.resolver.name_counts = self.name_counts
-        self.resolver.tf_typical = self.tf_typical
+        for ref, pid in self.person_of.items():  # seeded with the last run's person ids
+            self.members[pid].add(ref)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -124,11 +126,24 @@ class PersonIndex:
                 self.members[old].discard(ref)
                 if not self.members[old]:
                     del self.members[old]
+                self.persons.pop(old, None)
         for ref, pid in resolution.person_of.items():
             self.person_of[ref] = pid
             self.members[pid].add(ref)
+        self.persons.update(resolution.persons)
         self.last = resolution
         return resolution
+
+    def changed(self, records: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``records`` that are new or differ from what the index holds."""
+        rows = _rows(records)
+        keep = [i for i, row in enumerate(rows) if self.records.get(str(row["ref"])) != row]
+        return records.iloc[keep]
+
+    def resolution(self, stats: Mapping[str, int]) -> Resolution:
+        """The whole index as a :class:`Resolution` (person of every record, every person)."""
+        return Resolution(person_of=dict(self.person_of), persons=self.persons,
+                          stats=dict(stats))
 
     def partition(self) -> set[frozenset[str]]:
         return {frozenset(refs) for refs in self.members.values()}
@@ -165,9 +180,10 @@ class PersonIndex:
     def _count(self, name: frozenset[str], step: int) -> None:
         """Count a signature of ``name`` in or out; if that changes the name's weight, every
         record bearing the name is affected."""
-        before = self.resolver.name_tf(self.name_counts[name], self.tf_typical)
+        typical = self.resolver.tf_typical
+        before = self.resolver.name_tf(self.name_counts[name], typical)
         self.name_counts[name] += step
-        if self.resolver.name_tf(self.name_counts[name], self.tf_typical) != before:
+        if self.resolver.name_tf(self.name_counts[name], typical) != before:
             self._changed_names.add(_tf_key(name))
 
     def _closure(self, start: Iterable[str]) -> set[str]:

@@ -295,7 +295,10 @@ class IdentityResolver:
         # Term frequencies of names: by default counted over the records being resolved;
         # the incremental index passes the counts of the whole population instead.
         self.name_counts: Mapping[frozenset[str], int] | None = None
-        self.tf_typical: float | None = None
+        # How many distinct signatures a name usually has (a person's contract, permit,
+        # payroll spellings, registry record): a name borne by more counts for less. Fixed,
+        # not measured per run, so one delivery changes only the weights of its own names.
+        self.tf_typical: float = 4.0
 
     def name_tf(self, count: int, typical: float) -> float:
         """The name-frequency adjustment: log₂(typical / count), clipped to the table's
@@ -311,11 +314,21 @@ class IdentityResolver:
                 previous: Mapping[str, str] | None = None) -> Resolution:
         """``records``: one row per record, columns ``ref``, ``employer_id`` and
         :data:`IDENTITY_COLUMNS`. ``previous``: ref → person id of the last run."""
-        frame, sig_codes, first_rows, sigs, features, clusters = self.prepare(records)
-        # 3. scored links
-        pairs = self._candidate_pairs(sigs, features, clusters)
+        frame, sig_codes, _first_rows, sigs, features, clusters = self.prepare(records)
+        refs = frame["ref"].to_numpy()
+        # a link names the smallest record ref of each signature: the same whatever order
+        # the records came in (a full run and an incremental one explain links alike,
+        # and break ties between equal scores the same way)
+        first_ref: dict[int, str] = {}
+        for code, ref in zip(sig_codes, refs, strict=True):
+            key = int(code)
+            if key not in first_ref or str(ref) < first_ref[key]:
+                first_ref[key] = str(ref)
+        # 3. scored links, best first; equal scores in the order of their records
+        pairs = [(i, j) if first_ref[i] < first_ref[j] else (j, i)
+                 for i, j in self._candidate_pairs(sigs, features, clusters)]
         scored = [(self._score(features, i, j), i, j) for i, j in pairs]
-        scored.sort(key=lambda t: -t[0][0])
+        scored.sort(key=lambda t: (-t[0][0], first_ref[t[1]], first_ref[t[2]]))
         link_edges: list[tuple[int, int, float, dict[str, float]]] = []
         doubt_edges: list[tuple[int, int, float, dict[str, float]]] = []
         for (score, weights), i, j in scored:
@@ -330,11 +343,9 @@ class IdentityResolver:
         roots = np.fromiter((clusters.find(i) for i in range(len(sigs))), dtype=np.int64,
                             count=len(sigs))
         record_root = roots[sig_codes]
-        refs = frame["ref"].to_numpy()
         by_root: dict[int, list[str]] = defaultdict(list)
         for ref, root in zip(refs, record_root, strict=True):
             by_root[int(root)].append(str(ref))
-        first_ref = {int(sigs_i): str(refs[r]) for sigs_i, r in enumerate(first_rows)}
         names = self._name_persons(by_root, previous or {})
         persons = {pid: Person(pid, sorted(by_root[root]), 1.0) for root, pid in names.items()}
         for i, j, p, weights in link_edges:
@@ -396,13 +407,10 @@ class IdentityResolver:
         raw_ids = [{k: v for k, v in zip(STRONG_KINDS, values, strict=True)
                     if isinstance(v, str) and v}
                    for values in zip(*(sigs[k] for k in STRONG_KINDS), strict=True)]
-        # Term frequency: how many signatures carry this exact name (any token order). An
-        # agreement on a name ten times commoner than the typical one is worth less.
+        # Term frequency: how many signatures carry this exact name (any token order).
         counts: Mapping[frozenset[str], int] = self.name_counts or Counter(
             frozenset(t) for t in tokens if t)
-        typical = self.tf_typical or (float(np.median(list(counts.values()))) if counts
-                                      else 1.0)
-        name_tf = [self.name_tf(counts.get(frozenset(t), 1), typical) if t else 0.0
+        name_tf = [self.name_tf(counts.get(frozenset(t), 1), self.tf_typical) if t else 0.0
                    for t in tokens]
         return {
             "name_tf": name_tf,

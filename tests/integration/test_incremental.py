@@ -80,3 +80,34 @@ def test_a_changed_record_moves_to_the_right_person(records: pd.DataFrame) -> No
     fresh = PersonIndex(IdentityResolver())
     fresh.apply(pd.concat([records[records["ref"] != contract["ref"]], pd.DataFrame([moved])]))
     assert index.partition() == fresh.partition()
+
+
+def test_the_daemons_incremental_reconcile_leaves_nothing_for_a_full_run_to_change(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon reconciles incrementally: once on the registry and September's deliveries,
+    # then after October's payroll and contracts arrive. A full reconcile right after must
+    # find every finding already in the state it would put it in.
+    inbox, held = tmp_path / "inbox", tmp_path / "held"
+    write_world(generate_world(WorldSpec(workers=1500, seed=9, as_of=date(2026, 11, 1))),
+                inbox, tmp_path / "truth")
+    held.mkdir()
+    late = [*inbox.glob("payroll/payroll-2026-10.csv"), *inbox.glob("contracts/*-11.csv")]
+    for path in late:
+        path.rename(held / path.name)
+    monkeypatch.setenv("RECONCILER_DATABASE_URL", database_url)
+    monkeypatch.setenv("RECONCILER_INBOX", str(inbox))
+    monkeypatch.setenv("RECONCILER_AS_OF", "2026-11-01")
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    daemon = Reconciler.from_settings(load_settings())
+    daemon.pull()
+    daemon.reconcile(date(2026, 11, 1), incremental=True)
+    for path in late:
+        (held / path.name).rename(inbox / path.parent.name / path.name)
+    daemon.pull()
+    report = daemon.reconcile(date(2026, 11, 1), incremental=True)
+    assert 0 < report.identity["re_resolved"] < report.identity["records"]
+
+    full = Reconciler.from_settings(load_settings()).reconcile(date(2026, 11, 1))
+    assert {k: full.findings[k] for k in ("opened", "updated", "reopened", "resolved")} == {
+        "opened": 0, "updated": 0, "reopened": 0, "resolved": 0}
+    daemon.engine.dispose()

@@ -13,11 +13,25 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from reconciler.storage import audit_log, bulk_insert
 
 GENESIS = "0" * 64
+CHAIN_LOCK_KEY = 7_263_101  # pg_advisory_xact_lock key that serialises appends to the chain
+
+
+def lock_chain(conn: Connection) -> None:
+    """Serialise writers of the chain so two never extend the same tip (the pipeline's
+    unit of work and a desk decision may commit at the same moment).
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write as the transaction's
+    first statement takes the database's write lock before the tip is read.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+    else:
+        conn.execute(text("UPDATE audit_log SET id = id WHERE 1 = 0"))
 
 
 def _digest(prev: str, at: datetime, actor: str, action: str, subject: str | None,
@@ -34,6 +48,7 @@ class AuditTrail:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        lock_chain(conn)  # held until the unit of work commits
         tip = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc())
                            .limit(1)).scalar()
         self.tip: str = tip or GENESIS

@@ -369,5 +369,14 @@ def audit_verify(ctx: click.Context) -> None:
         raise FatalError("audit chain broken: " + message)
 
 
+def _register_desk() -> None:
+    from reconciler.web.commands import serve, users
+
+    main.add_command(serve)
+    main.add_command(users)
+
+
+_register_desk()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

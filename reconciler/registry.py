@@ -74,6 +74,12 @@ class RegistryGateway(Protocol):
         """Register an engagement in the caller's unit of work."""
         ...
 
+    def reverse(self, conn: Connection, finding_id: str, now: datetime,
+                reason: str) -> list[str]:
+        """Undo what was registered for ``finding_id`` (a wrong auto-registration), in the
+        caller's unit of work; the ids of the records reversed (none: nothing to undo)."""
+        ...
+
 
 class EmbeddedRegistry:
     """The registry kept in this database: the snapshot feeds plus our own registrations."""
@@ -137,6 +143,22 @@ class EmbeddedRegistry:
             }))
         return Registration(contributor_id, engagement_id, created)
 
+    def reverse(self, conn: Connection, finding_id: str, now: datetime,
+                reason: str) -> list[str]:
+        # Never deleted: the row stays (its id is never minted again), marked reversed, and
+        # drops out of the registry as the reconciler reads it.
+        rows = conn.execute(select(registrations.c.id, registrations.c.record_id,
+                                   registrations.c.payload)
+                            .where(registrations.c.finding_id == finding_id)).all()
+        done = []
+        for row_id, record_id, payload in rows:
+            if payload.get("reversed_at"):
+                continue
+            conn.execute(registrations.update().where(registrations.c.id == row_id).values(
+                payload={**payload, "reversed_at": now.isoformat(), "reversal_reason": reason}))
+            done.append(str(record_id))
+        return done
+
     @staticmethod
     def _mint(conn: Connection, kind: str, prefix: str) -> str:
         count = conn.execute(select(func.count()).select_from(registrations)
@@ -149,7 +171,9 @@ class EmbeddedRegistry:
         rows = conn.execute(select(registrations.c.payload)
                             .where(registrations.c.kind == kind)
                             .order_by(registrations.c.id)).scalars().all()
-        return pd.DataFrame([dict(r) for r in rows])
+        return pd.DataFrame([{k: v for k, v in r.items()
+                              if k not in ("reversed_at", "reversal_reason")}
+                             for r in rows if not r.get("reversed_at")])
 
 
 def _frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFrame:

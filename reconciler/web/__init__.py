@@ -1,0 +1,1 @@
+"""The compliance officer's desk: server-rendered pages and the JSON API (``/api/v1``)."""

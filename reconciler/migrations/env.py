@@ -5,8 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import reconciler.notify.tables  # registers its tables on the metadata
-import reconciler.web.tables
 from reconciler.storage import create_db_engine, metadata
 
 config = context.config

@@ -5,8 +5,12 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from reconciler.notify import tables as notify_tables
 from reconciler.storage import create_db_engine, metadata
+from reconciler.web import tables as web_tables
 
+# every stage's tables must be on the metadata autogenerate compares against
+TABLE_MODULES = (notify_tables, web_tables)
 config = context.config
 
 

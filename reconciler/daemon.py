@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,8 +32,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connectors import build_connector
 from reconciler.bus.relay import Backoff, OutboxRelay
 from reconciler.config import Schedule
+from reconciler.health import SchedulerRole
 from reconciler.ingest import pull_connector
+from reconciler.metrics import Metrics, create_metrics
+from reconciler.observability import create_ops_app
 from reconciler.pipeline import Progress, Reconciler
+from reconciler.web.server import DeskServer
+from reconciler.web.settings import load_web_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +63,36 @@ class Daemon:
         bus = app.settings.bus
         self.relay_backoff = Backoff(bus.interval_seconds, bus.max_backoff_seconds)
         self.notifier = app.notifier()
+        if app.metrics is None:
+            app.metrics = create_metrics(app.engine, [c.name for c in app.settings.connectors],
+                                         self.scheduler_state)
+        self.metrics: Metrics = app.metrics
+        self.web: DeskServer | None = None
+
+    def scheduler_state(self) -> SchedulerRole:
+        """For /readyz and the metrics: one scheduler per process until the database lease
+        (operations issue) makes replicas leader or standby."""
+        return "leader" if self.scheduler.running and not self.stopping.is_set() else "none"
 
     def pull(self, name: str) -> None:
         declared = next(c for c in self.app.settings.connectors if c.name == name)
         connector = build_connector(declared, self.app.settings.inbox)
+        started = time.perf_counter()
         stats = pull_connector(self.app.engine.begin, connector,
                                self.app.settings.identity.profile)
+        for delivery in stats:
+            self.metrics.observe_delivery(delivery)
+        self.metrics.observe_pull(name, time.perf_counter() - started)
         if any(s.rows_new for s in stats) and not self.stopping.is_set():
             # fresh data: reconcile soon, once, after the pulls already queued
             self.scheduler.add_job(self.reconcile, id="reconcile-after-pull",
                                    replace_existing=True, next_run_time=datetime.now(UTC))
 
     def reconcile(self) -> None:
-        report = self.app.reconcile(self.app.settings.today(), Progress(False),
-                                    incremental=True)
+        progress = Progress(False)
+        report = self.app.reconcile(self.app.settings.today(), progress, incremental=True)
+        report.timings = progress.timings
+        self.metrics.observe_run(report)
         log.info("reconciled", extra={"findings": report.findings,
                                       "identity": report.identity})
         if self.notifier.enabled:
@@ -107,6 +129,10 @@ class Daemon:
                 seconds=self.app.settings.notify.interval_seconds, timezone=UTC),
                 id="notify", next_run_time=now)
         self.scheduler.start()
+        web = load_web_settings()
+        self.web = DeskServer(web, self.app, ops=create_ops_app(
+            self.app.engine, self.metrics, self.scheduler_state))
+        self.web.start()
         log.info("daemon started", extra={"jobs": [j.id for j in self.scheduler.get_jobs()]})
 
     def stop(self, *_: Any) -> None:
@@ -119,6 +145,8 @@ class Daemon:
         self.stopping.wait()
         log.info("stopping: finishing the unit of work in progress")
         self.scheduler.shutdown(wait=True)
+        if self.web is not None:
+            self.web.stop()
         if self.relay is not None:
             self.relay.close()
         self.app.engine.dispose()

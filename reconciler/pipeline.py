@@ -27,6 +27,7 @@ from reconciler.errors import FatalError
 from reconciler.identity.index import PersonIndex
 from reconciler.identity.resolve import IdentityResolver
 from reconciler.ingest import DeliveryStats, pull_connector, summarize
+from reconciler.metrics import Metrics
 from reconciler.migrate import is_current, upgrade
 from reconciler.notify import Notifier
 from reconciler.registry import EmbeddedRegistry, RegistryGateway
@@ -88,6 +89,7 @@ class Reconciler:
     registry: RegistryGateway
     catalogue: Catalogue
     index: PersonIndex | None = None  # the daemon's person index, kept between reconciles
+    metrics: Metrics | None = None  # set by the daemon (its /metrics); None for run --once
 
     @classmethod
     def from_settings(cls, settings: Settings, registry: RegistryGateway | None = None,
@@ -216,9 +218,15 @@ class Reconciler:
             with progress.stage("publish events"):
                 report.outbox = self.flush_outbox()
             report.timings = progress.timings
+            if self.metrics is not None:
+                for delivery in pulled:
+                    self.metrics.observe_delivery(delivery)
+                self.metrics.observe_run(report)
             status = "succeeded"
             return report
         finally:
+            if status == "failed" and self.metrics is not None:
+                self.metrics.observe_run_failed()
             with self.engine.begin() as conn:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(
                     finished_at=datetime.now(UTC), status=status,

@@ -18,6 +18,13 @@ PG_ADMIN_URL = os.environ.get("RECONCILER_TEST_PG",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def _any_free_http_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon started by a test serves its desk and /metrics on a port the OS picks, so
+    tests running in parallel never fight over 8080."""
+    monkeypatch.setenv("RECONCILER_HTTP_PORT", "0")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped after.

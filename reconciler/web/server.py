@@ -14,6 +14,7 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
 from reconciler.errors import FatalError
 from reconciler.pipeline import Reconciler
@@ -22,8 +23,12 @@ from reconciler.web.settings import WebSettings
 
 
 class DeskServer:
-    def __init__(self, settings: WebSettings, reconciler: Reconciler) -> None:
-        config = uvicorn.Config(create_app(settings, reconciler), host=settings.host,
+    def __init__(self, settings: WebSettings, reconciler: Reconciler,
+                 ops: FastAPI | None = None) -> None:
+        app = create_app(settings, reconciler)
+        if ops is not None:  # /healthz, /readyz, /metrics beside the desk
+            app.include_router(ops.router)
+        config = uvicorn.Config(app, host=settings.host,
                                 port=settings.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="desk", daemon=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
+from reconciler.contract import FEED_SPECS
 from reconciler.errors import ConfigError
 from reconciler.identity.identifiers import IdentifierProfile
 
@@ -43,15 +44,113 @@ class Schedule(_Strict):
         return self
 
 
+_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class AuthSettings(_Strict):
+    """How a REST connector authenticates. Secrets only by environment-variable name:
+    ``bearer`` reads the token from ``token_env``; ``oauth2`` (client credentials) posts
+    ``client_id`` and the secret from ``client_secret_env`` to ``token_url``."""
+
+    type: Literal["none", "bearer", "oauth2"] = "none"
+    token_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    token_url: str | None = Field(default=None, pattern=r"^https?://")
+    client_id: str | None = None
+    client_secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthSettings:
+        needed = {"none": (), "bearer": ("token_env",),
+                  "oauth2": ("token_url", "client_id", "client_secret_env")}[self.type]
+        missing = [key for key in needed if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"auth type {self.type} needs {', '.join(missing)}")
+        return self
+
+
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "filedrop": ("path", "pattern"),
+    "rest": ("endpoint", "auth", "records_path", "next_path", "cursor_param",
+             "page_size_param", "timeout_seconds", "connect_timeout_seconds"),
+    "sql": ("url_env", "view", "view_schema"),
+}
+_INCREMENTAL = ("fields", "cursor_field", "tie_break_field", "lag_seconds", "start",
+                "page_size", "max_attempts", "backoff_seconds", "max_backoff_seconds")
+_REQUIRED_FOR: dict[str, tuple[str, ...]] = {
+    "filedrop": ("path",),
+    "rest": ("endpoint", "cursor_field", "tie_break_field"),
+    "sql": ("url_env", "view", "cursor_field", "tie_break_field"),
+}
+
+
 class ConnectorSettings(_Strict):
-    """A partner connector as a declaration; ``type`` picks the implementation."""
+    """A partner connector as a declaration; ``type`` picks the implementation.
+
+    ``filedrop`` reads ``path`` under the inbox. ``rest`` and ``sql`` are incremental: they
+    read rows changed since a stored cursor (``cursor_field``, a timestamp with zone, with
+    ``tie_break_field`` ordering equal timestamps), re-reading ``lag_seconds`` behind it, and
+    map source fields onto contract columns with ``fields`` (``{contract_column: source}``,
+    dotted paths into nested JSON allowed). See ``docs/connectors.md``.
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
-    type: Literal["filedrop"] = "filedrop"
+    type: Literal["filedrop", "rest", "sql"] = "filedrop"
     feed: Literal["contracts", "permits", "payroll", "employers", "contributors", "engagements"]
-    path: str = Field(description="folder under the inbox (filedrop)")
-    pattern: str = "*.csv"
     schedule: Schedule = Schedule(interval_seconds=900)
+    # filedrop
+    path: str | None = Field(default=None, description="folder under the inbox (filedrop)")
+    pattern: str = "*.csv"
+    # rest and sql
+    fields: dict[str, str] = Field(default_factory=dict)
+    cursor_field: str | None = None
+    tie_break_field: str | None = None
+    lag_seconds: float = Field(default=0, ge=0)
+    start: datetime | None = Field(default=None, description="first cursor, when none stored")
+    page_size: int = Field(default=500, ge=1, le=100_000)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=0.5, gt=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+    # rest
+    endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    auth: AuthSettings | None = None
+    records_path: str | None = None
+    next_path: str | None = None
+    cursor_param: str | None = None
+    page_size_param: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    connect_timeout_seconds: float | None = Field(default=None, gt=0)
+    # sql
+    url_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    view: str | None = None
+    view_schema: str | None = None
+
+    @model_validator(mode="after")
+    def _keys_fit_type(self) -> ConnectorSettings:
+        problems = [f"{key} is required for type {self.type}"
+                    for key in _REQUIRED_FOR[self.type] if getattr(self, key) is None]
+        if self.type == "filedrop":
+            problems.extend(f"{key} is not used by type filedrop (only rest and sql)"
+                            for key in _INCREMENTAL if key in self.model_fields_set)
+        for other, keys in _ONLY_FOR.items():
+            if other != self.type:
+                problems.extend(f"{key} is not used by type {self.type} (only {other})"
+                                for key in keys
+                                if key in self.model_fields_set and getattr(self, key) is not None)
+        if self.type != "filedrop" and self.start is not None and self.start.tzinfo is None:
+            problems.append("start needs a time zone (add Z or +03:00)")
+        if self.fields and self.type != "filedrop":
+            unknown = sorted(set(self.fields) - set(_contract_columns(self.feed)))
+            if unknown:
+                problems.append(f"fields: {', '.join(unknown)} not a column of the "
+                                f"{self.feed} contract")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _contract_columns(feed: str) -> tuple[str, ...]:
+    return tuple(FEED_SPECS[feed].columns)
 
 
 def _default_connectors() -> tuple[ConnectorSettings, ...]:

@@ -1,7 +1,8 @@
 """Ingest: validate deliveries against the contract and stage every version of every row.
 
 Per delivery, in one transaction: the delivery record (which is also the file-drop
-cursor: its content hash is never read again), the staged rows and the quarantined ones.
+cursor: its content hash is never read again), the staged rows and the quarantined ones —
+and, for an incremental connector (REST, SQL), its ``cursors`` row after that delivery.
 A crash mid-delivery rolls all of it back, so a re-run starts that delivery afresh.
 
 Versioning (contract, *A row delivered twice … supersedes*):
@@ -19,18 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from connectors.base import Connector, Delivery, RawRow
+from connectors.base import Connector, Delivery, IncrementalConnector, RawRow
 from reconciler.contract import FEED_SPECS, FeedSpec, ValidRow, validate_row
-from reconciler.errors import RowError
+from reconciler.errors import FatalError, ReconcilerError, RetriableError, RowError
 from reconciler.identity.identifiers import IdentifierProfile
-from reconciler.storage import bulk_insert, deliveries, quarantine, source_records
+from reconciler.storage import bulk_insert, cursors, deliveries, quarantine, source_records
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class DeliveryStats:
     rows_superseded: int = 0
     rows_quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # the connector stopped here (message names the page / view)
+    error_kind: str | None = None  # fatal | retriable | skippable
 
 
 def _row_hash(row: ValidRow) -> str:
@@ -199,24 +202,81 @@ def seen_hashes(conn: Connection, feed: str) -> set[str]:
         select(deliveries.c.content_hash).where(deliveries.c.feed == feed)).scalars())
 
 
+def read_cursor(conn: Connection, connector: str) -> str | None:
+    return conn.execute(
+        select(cursors.c.value).where(cursors.c.connector == connector)).scalar_one_or_none()
+
+
+def save_cursor(conn: Connection, connector: str, value: str, now: datetime) -> None:
+    """Upsert, in the caller's transaction (the one staging the rows the cursor covers)."""
+    moved = conn.execute(update(cursors).where(cursors.c.connector == connector)
+                         .values(value=value, updated_at=now)).rowcount
+    if not moved:
+        conn.execute(insert(cursors).values(connector=connector, value=value, updated_at=now))
+
+
+def _kind(exc: ReconcilerError) -> str:
+    return ("fatal" if isinstance(exc, FatalError) else
+            "retriable" if isinstance(exc, RetriableError) else "skippable")
+
+
 def pull_connector(
-    begin: Callable[[], Any], connector: Connector, profile: IdentifierProfile,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    begin: Callable[[], Any], connector: Connector | IncrementalConnector,
+    profile: IdentifierProfile, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[DeliveryStats]:
     """Pull every new delivery of ``connector``; each one commits on its own.
 
     ``begin`` opens a transaction (``engine.begin``). The set of delivered content hashes is
     read first; a delivery that another replica committed meanwhile fails its unique
     constraint and is rolled back, never half-applied.
+
+    An incremental connector gets its stored cursor, and the cursor a delivery carries is
+    saved in that delivery's transaction. An error the connector raises (fatal, retries
+    exhausted, a malformed page) ends this connector's pull: what was committed stays, the
+    error is logged and returned as a last entry with ``error`` set, and the caller goes
+    on with the other connectors.
     """
     spec = FEED_SPECS[connector.feed]
     ingestor = Ingestor(spec, profile)
+    incremental = isinstance(connector, IncrementalConnector)
     with begin() as conn:
         seen = seen_hashes(conn, connector.feed)
+        cursor = read_cursor(conn, connector.name) if incremental else None
+    stream = (connector.deliveries_from(cursor, seen.__contains__)
+              if isinstance(connector, IncrementalConnector)
+              else connector.deliveries(seen.__contains__))
     results: list[DeliveryStats] = []
-    for delivery in connector.deliveries(seen.__contains__):
+    try:
+        _drain(stream, connector, ingestor, begin, clock, seen, results)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:  # a generator left mid-way (ingest failed) frees its client
+            close()
+    return results
+
+
+def _drain(stream: Iterator[Delivery], connector: Connector | IncrementalConnector,
+           ingestor: Ingestor, begin: Callable[[], Any], clock: Callable[[], datetime],
+           seen: set[str], results: list[DeliveryStats]) -> None:
+    while True:
+        try:
+            delivery = next(stream, None)
+        except ReconcilerError as exc:  # raised by the connector, between deliveries
+            failed = DeliveryStats(connector=connector.name, feed=connector.feed,
+                                   source=connector.name, error=str(exc),
+                                   error_kind=_kind(exc))
+            log.error("connector stopped", extra={"connector": connector.name,
+                                                  "kind": failed.error_kind,
+                                                  "error": failed.error})
+            results.append(failed)
+            break
+        if delivery is None:
+            break
         with begin() as conn:
-            stats = ingestor.ingest(conn, connector.name, delivery, clock())
+            now = clock()
+            stats = ingestor.ingest(conn, connector.name, delivery, now)
+            if delivery.cursor is not None:
+                save_cursor(conn, connector.name, delivery.cursor, now)
         seen.add(delivery.content_hash)
         log.info(
             "delivery staged", extra={"connector": connector.name, "source": delivery.source,
@@ -224,7 +284,6 @@ def pull_connector(
                                       "duplicate": stats.rows_duplicate,
                                       "quarantined": stats.rows_quarantined})
         results.append(stats)
-    return results
 
 
 def summarize(stats: Iterable[DeliveryStats]) -> dict[str, dict[str, int]]:
@@ -232,6 +291,9 @@ def summarize(stats: Iterable[DeliveryStats]) -> dict[str, dict[str, int]]:
     for s in stats:
         agg = out.setdefault(s.feed, {"deliveries": 0, "rows": 0, "new": 0, "duplicate": 0,
                                       "superseded": 0, "quarantined": 0})
+        if s.error is not None:
+            agg["connector_errors"] = agg.get("connector_errors", 0) + 1
+            continue
         agg["deliveries"] += 1
         agg["rows"] += s.rows_total
         agg["new"] += s.rows_new

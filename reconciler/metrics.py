@@ -82,6 +82,9 @@ class Metrics:
         self.deliveries = Counter(
             "reconciler_deliveries", "Deliveries (files) staged, per connector",
             ["connector"], registry=registry)
+        self.connector_errors = Counter(
+            "reconciler_connector_errors", "Pulls a connector stopped on, per connector and "
+            "kind (fatal, retriable, skippable)", ["connector", "kind"], registry=registry)
         self.runs = Counter(
             "reconciler_runs", "Runs finished, by status (succeeded, failed)",
             ["status"], registry=registry)
@@ -117,7 +120,11 @@ class Metrics:
     # -- what the pipeline calls ----------------------------------------------------------
 
     def observe_delivery(self, stats: DeliveryStats) -> None:
-        """One staged delivery (``pull_connector`` returns one ``DeliveryStats`` each)."""
+        """One staged delivery (``pull_connector`` returns one ``DeliveryStats`` each, and a
+        last one with ``error`` set when the connector stopped)."""
+        if stats.error:
+            self.connector_errors.labels(stats.connector, stats.error_kind or "fatal").inc()
+            return
         self.deliveries.labels(stats.connector).inc()
         self.rows_pulled.labels(stats.connector, stats.feed).inc(stats.rows_total)
         self.rows_quarantined.labels(stats.connector, stats.feed).inc(stats.rows_quarantined)

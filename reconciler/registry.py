@@ -124,13 +124,13 @@ class EmbeddedRegistry:
         if contributor_id is None:
             if request.new_contributor is None:
                 raise ValueError("a registration needs a contributor_id or a new contributor")
-            contributor_id = self._mint(conn, "contributor", self.contributor_prefix)
+            contributor_id = self._mint(conn, self.contributor_prefix)
             payload = {"contributor_id": contributor_id, **asdict(request.new_contributor)}
             conn.execute(insert(registrations).values(
                 kind="contributor", record_id=contributor_id, payload=payload,
                 finding_id=request.finding_id, created_at=now))
             created = True
-        engagement_id = self._mint(conn, "engagement", self.engagement_prefix)
+        engagement_id = self._mint(conn, self.engagement_prefix)
         conn.execute(insert(registrations).values(
             kind="engagement", record_id=engagement_id, finding_id=request.finding_id,
             created_at=now, payload={
@@ -160,11 +160,12 @@ class EmbeddedRegistry:
         return done
 
     @staticmethod
-    def _mint(conn: Connection, kind: str, prefix: str) -> str:
-        count = conn.execute(select(func.count()).select_from(registrations)
-                             .where(registrations.c.kind == kind)).scalar_one()
+    def _mint(conn: Connection, prefix: str) -> str:
+        """The next id: one past the newest registration row (a primary-key lookup, not a
+        count — a run may register thousands)."""
+        newest = conn.execute(select(func.max(registrations.c.id))).scalar() or 0
         width = 10 - len(prefix)
-        return f"{prefix}{count + 1:0{width}d}"
+        return f"{prefix}{newest + 1:0{width}d}"
 
     @staticmethod
     def _own(conn: Connection, kind: str) -> pd.DataFrame:

@@ -54,6 +54,17 @@ class RegistrationRequest:
 
 
 @dataclass(frozen=True)
+class EngagementCorrection:
+    """What an officer's confirmation changes on an engagement: the contributory wage
+    (``wage_underdeclared``) or its end (``stale_engagement``, ``ghost_registration``)."""
+
+    engagement_id: str
+    finding_id: str
+    contributory_wage: float | None = None
+    end_date: date | None = None  # set: the engagement is ENDED on that day
+
+
+@dataclass(frozen=True)
 class Registration:
     contributor_id: str
     engagement_id: str
@@ -78,6 +89,12 @@ class RegistryGateway(Protocol):
                 reason: str) -> list[str]:
         """Undo what was registered for ``finding_id`` (a wrong auto-registration), in the
         caller's unit of work; the ids of the records reversed (none: nothing to undo)."""
+        ...
+
+    def correct(self, conn: Connection, correction: EngagementCorrection,
+                now: datetime) -> str:
+        """Correct an engagement (declared wage, end of employment) in the caller's unit of
+        work; the id of the correction."""
         ...
 
 
@@ -115,7 +132,38 @@ class EmbeddedRegistry:
         frames = [f for f in (snap, own) if not f.empty]
         if not frames:
             return pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
-        return pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
+        result = pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
+        return self._apply_corrections(conn, result)
+
+    def correct(self, conn: Connection, correction: EngagementCorrection,
+                now: datetime) -> str:
+        # Kept beside the snapshot, never written into it: the next snapshot from the
+        # institution's registry carries the corrected value itself.
+        correction_id = self._mint(conn, "RC")
+        conn.execute(insert(registrations).values(
+            kind="correction", record_id=correction_id, finding_id=correction.finding_id,
+            created_at=now, payload={
+                "engagement_id": correction.engagement_id,
+                "contributory_wage": correction.contributory_wage,
+                "end_date": correction.end_date.isoformat() if correction.end_date else None,
+            }))
+        return correction_id
+
+    def _apply_corrections(self, conn: Connection, engagements: pd.DataFrame) -> pd.DataFrame:
+        corrections = self._own(conn, "correction")
+        if corrections.empty:
+            return engagements
+        index = {e: i for i, e in enumerate(engagements["engagement_id"])}
+        for row in corrections.to_dict("records"):
+            i = index.get(row["engagement_id"])
+            if i is None:
+                continue
+            if row.get("contributory_wage") is not None:
+                engagements.at[i, "contributory_wage"] = float(row["contributory_wage"])
+            if row.get("end_date"):
+                engagements.at[i, "end_date"] = date.fromisoformat(row["end_date"])
+                engagements.at[i, "status"] = "ENDED"
+        return engagements
 
     def register(self, conn: Connection, request: RegistrationRequest,
                  now: datetime) -> Registration:

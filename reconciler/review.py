@@ -26,9 +26,17 @@ from sqlalchemy import Connection, insert, select, update
 from reconciler.actions import EVENT_PREFIX
 from reconciler.audit import AuditTrail
 from reconciler.errors import ReconcilerError
-from reconciler.registry import NewContributor, RegistrationRequest, RegistryGateway
+from reconciler.registry import (
+    EngagementCorrection,
+    NewContributor,
+    RegistrationRequest,
+    RegistryGateway,
+)
 from reconciler.storage import finding_history, findings, outbox, source_records
 from reconciler.web.tables import finding_reviews, reversal_requests
+
+# confirming one of these corrects the registry through the gateway
+CORRECTED_BY_CONFIRMATION = ("wage_underdeclared", "stale_engagement", "ghost_registration")
 
 Decision = Literal["confirm", "dismiss", "escalate", "reverse"]
 DECIDABLE = ("open", "in_review")
@@ -101,6 +109,8 @@ class ReviewDesk:
             note = "confirmed"
             if row["rule"] == "missing_registration":
                 note = self._register(row)
+            elif row["rule"] in CORRECTED_BY_CONFIRMATION:
+                note = self._correct(row)
             return self._apply(row, "confirm", "confirmed", reason, note)
         if decision == "dismiss":
             return self._apply(row, "dismiss", "dismissed", reason, f"dismissed: {reason}")
@@ -251,6 +261,30 @@ class ReviewDesk:
                           details_out)
         self._outbox("registration.registered", row["person_id"], details_out)
         return f"confirmed and registered: engagement {done.engagement_id}"
+
+    def _correct(self, row: Mapping[str, Any]) -> str:
+        """Confirming an under-declared wage sets the declared wage to the evidence wage;
+        confirming a stale or ghost engagement ends it today. Through the gateway, then
+        audited and announced like a registration."""
+        details = row["details"] or {}
+        engagement = details.get("engagement_id")
+        if not engagement:
+            raise ReviewError("cannot correct: the finding names no engagement")
+        if row["rule"] == "wage_underdeclared":
+            change = EngagementCorrection(str(engagement), row["finding_id"],
+                                          contributory_wage=float(details["evidence_wage"]))
+            what = f"declared wage set to {change.contributory_wage:,.2f}"
+        else:
+            change = EngagementCorrection(str(engagement), row["finding_id"],
+                                          end_date=self.now.date())
+            what = f"engagement ended on {self.now.date().isoformat()}"
+        correction_id = self.registry.correct(self.conn, change, self.now)
+        out = {"finding_id": row["finding_id"], "employer_id": row["employer_id"],
+               "engagement_id": str(engagement), "correction_id": correction_id}
+        self.audit.append(self.now, self.actor, "registration.correct", row["finding_id"],
+                          {**out, "change": what})
+        self._outbox("registration.corrected", row["person_id"], out)
+        return f"confirmed and corrected: {what} ({correction_id})"
 
     def _identity(self, row: Mapping[str, Any]) -> NewContributor:
         """A new contributor from the finding's partner records (first value present)."""

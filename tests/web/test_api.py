@@ -281,6 +281,28 @@ def test_confirming_an_open_missing_registration_registers_through_the_gateway(
     assert tuple(row) == ("resolved", "condition_cleared")
 
 
+def test_confirming_an_underdeclared_wage_corrects_it_through_the_gateway(
+        desk: DeskWorld) -> None:
+    # Imran is declared at 3,750 against 5,000 paid (basic 4,000 + housing 1,000): the
+    # officer's confirmation sets the declared wage to 5,000 in the registry.
+    r = desk.client.post(f"/api/v1/findings/{desk.wage}/decisions",
+                         headers=desk.token("olga"), json={"decision": "confirm"})
+    assert r.status_code == 201, r.text
+    assert "declared wage set to 5,000.00" in r.json()["detail"]
+    with desk.app.engine.connect() as conn:
+        live = desk.app.registry.engagements(conn)
+        types = list(conn.execute(select(outbox.c.type).order_by(outbox.c.id)).scalars())
+    imran = live[live["engagement_id"] == "G000000202"]
+    assert list(imran["contributory_wage"]) == [5000.0]
+    assert "org.reconciler.registration.corrected" in types
+    # the next run finds the wage declared in full: the finding is resolved
+    assert CliRunner().invoke(main, ["run", "--once"]).exit_code == 0
+    with desk.app.engine.connect() as conn:
+        row = conn.execute(select(findings.c.status, findings.c.resolution)
+                           .where(findings.c.finding_id == desk.wage)).one()
+    assert tuple(row) == ("resolved", "condition_cleared")
+
+
 def test_concurrent_requests_never_fork_the_audit_chain(desk: DeskWorld) -> None:
     # Eight threads view and decide at once; each append must see the previous one's tip.
     headers = {u: desk.token(u) for u in ("olga", "omar", "sam", "aude")}

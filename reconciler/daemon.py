@@ -129,7 +129,7 @@ class Daemon:
                 seconds=self.app.settings.notify.interval_seconds, timezone=UTC),
                 id="notify", next_run_time=now)
         self.scheduler.start()
-        web = load_web_settings()
+        web = load_web_settings(sla_days=self.app.catalogue.sla_days())
         self.web = DeskServer(web, self.app, ops=create_ops_app(
             self.app.engine, self.metrics, self.scheduler_state))
         self.web.start()

@@ -22,6 +22,7 @@ class Sign(_Strict):
     action: Literal["review", "notify", "auto_register"]
     params: dict[str, Any] = Field(default_factory=dict)
     description: str
+    sla_days: int = Field(default=30, gt=0, description="days an officer has to decide")
 
     def describe(self) -> str:
         values = {**self.params}
@@ -48,6 +49,9 @@ class Catalogue(_Strict):
     signs: dict[str, Sign]
     precedence: dict[str, Precedence] = Field(default_factory=dict)
     auto_registration: AutoRegistration = AutoRegistration()
+
+    def sla_days(self) -> dict[str, int]:
+        return {name: sign.sla_days for name, sign in self.signs.items()}
 
 
 def load_catalogue(path: Path) -> Catalogue:

@@ -33,8 +33,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     from reconciler.web.app import create_app
 
-    web = load_web_settings()
-    app = create_app(web, _reconciler(ctx))
+    reconciler = _reconciler(ctx)
+    web = load_web_settings(sla_days=reconciler.catalogue.sla_days())
+    app = create_app(web, reconciler)
     uvicorn.run(app, host=host or web.host, port=port if port is not None else web.port,
                 log_level="info", proxy_headers=False)
 

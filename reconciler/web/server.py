@@ -1,8 +1,8 @@
 """Run the desk beside the daemon: uvicorn in a thread, stopped with the daemon.
 
-The daemon's owner wires it in with::
+The daemon wires it in with::
 
-    server = DeskServer(load_web_settings(), app)
+    server = DeskServer(load_web_settings(sla_days=app.catalogue.sla_days()), app, ops)
     server.start()        # after the scheduler starts
     ...
     server.stop()         # on SIGTERM, after the unit of work in progress

@@ -54,13 +54,17 @@ ENV = {
 }
 
 
-def load_web_settings(env: Mapping[str, str] | None = None) -> WebSettings:
-    """Defaults, then the environment; ``RECONCILER_SLA_DAYS`` is ``rule=days,rule=days``."""
+def load_web_settings(env: Mapping[str, str] | None = None,
+                      sla_days: Mapping[str, int] | None = None) -> WebSettings:
+    """Defaults, then the environment. ``sla_days`` per sign comes from the rule catalogue
+    (``config/rules.yaml``, ``sla_days`` of each sign); ``RECONCILER_SLA_DAYS``
+    (``rule=days,rule=days``) overrides single signs."""
     env = os.environ if env is None else env
     data: dict[str, object] = {key: env[var] for var, key in ENV.items() if env.get(var)}
     problems: list[str] = []
+    sla = dict(sla_days if sla_days is not None else DEFAULT_SLA_DAYS)
+    data["sla_days"] = sla
     if env.get("RECONCILER_SLA_DAYS"):
-        sla = dict(DEFAULT_SLA_DAYS)
         for part in env["RECONCILER_SLA_DAYS"].split(","):
             rule, _, days = part.strip().partition("=")
             if not rule or not days.strip().isdigit() or int(days) <= 0:
@@ -68,7 +72,6 @@ def load_web_settings(env: Mapping[str, str] | None = None) -> WebSettings:
                                 f"got {part.strip()!r}")
                 continue
             sla[rule.strip()] = int(days)
-        data["sla_days"] = sla
     try:
         settings = WebSettings.model_validate(data)
     except ValidationError as exc:

@@ -69,3 +69,15 @@ def test_rules_file_errors_name_the_sign(tmp_path: Path) -> None:
                                        "config", "check"])
     assert result.exit_code == 2
     assert "signs.odd.severity" in result.output
+
+
+def test_each_sign_has_its_review_deadline_in_the_catalogue() -> None:
+    from reconciler.rules.catalogue import load_catalogue
+    from reconciler.web.settings import load_web_settings
+
+    catalogue = load_catalogue(load_settings(env={}).rules_path)
+    assert catalogue.sla_days()["missing_registration"] == 10
+    web = load_web_settings(env={"RECONCILER_SLA_DAYS": "wage_underdeclared=5"},
+                            sla_days=catalogue.sla_days())
+    assert web.sla_for("missing_registration") == 10  # from config/rules.yaml
+    assert web.sla_for("wage_underdeclared") == 5  # the environment overrides one sign

@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from reconciler.actions import UNRESOLVED
 from reconciler.config import NotifySettings
 from reconciler.notify.tables import notifications, notified_findings
 from reconciler.storage import findings, source_records
 
-UNRESOLVED = ("open", "in_review", "confirmed")
 # the contract's details worth showing an employer, by sign
 SHOWN_DETAILS = ("declared", "evidence_wage", "employment_started", "registered_on",
                  "end_date")

@@ -16,9 +16,7 @@ from connectors.rest import build_rest
 from reconciler.config import ConnectorSettings, Settings
 from reconciler.identity.identifiers import DEFAULT_PROFILE
 from reconciler.ingest import pull_connector
-from reconciler.migrate import upgrade
 from reconciler.pipeline import Reconciler
-from reconciler.storage import create_db_engine
 from tests.connectors.contract import ConnectorContract, Row, rows
 from tests.connectors.partner_api import (
     CLIENT_ID,
@@ -95,14 +93,6 @@ class TestRestContract(ConnectorContract):
 
 pull = ConnectorContract.pull
 stored = ConnectorContract.stored
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def statuses(partner: RestPartner) -> list[int]:

@@ -7,7 +7,6 @@ a real partner database takes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +28,6 @@ from connectors.sql import build_sql
 from reconciler.config import ConnectorSettings
 from reconciler.identity.identifiers import DEFAULT_PROFILE
 from reconciler.ingest import pull_connector
-from reconciler.migrate import upgrade
-from reconciler.storage import create_db_engine
 from tests.connectors.contract import ConnectorContract, Row, rows
 
 partner_metadata = MetaData()
@@ -104,14 +101,6 @@ def partner(engine: Engine, database_url: str) -> SqlPartner:
 
 class TestSqlContract(ConnectorContract):
     pass
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_a_missing_url_variable_is_fatal_and_names_it(engine: Engine,

@@ -12,8 +12,7 @@ from sqlalchemy import Engine, func, select
 from connectors.filedrop import FileDropConnector
 from reconciler.identity.identifiers import DEFAULT_PROFILE
 from reconciler.ingest import pull_connector
-from reconciler.migrate import upgrade
-from reconciler.storage import create_db_engine, deliveries, quarantine, source_records
+from reconciler.storage import deliveries, quarantine, source_records
 
 HEADER = ("contract_id,employer_id,residence_id,nationality,name_en,date_of_birth,start_date,"
           "status,basic_wage,updated_at\n")
@@ -23,14 +22,6 @@ def contract(cid: str, wage: str = "5000", updated: str = "2026-10-01T00:00:00Z"
              rid: str = "2398145710") -> str:
     return (f"{cid},7000000017,{rid},IND,Suresh Kumar Nair,1987-03-14,2023-05-01,ACTIVE,"
             f"{wage},{updated}\n")
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def pull(engine: Engine, folder: Path) -> list:

@@ -1,10 +1,15 @@
 """The contributor registry, behind a seam.
 
 :class:`RegistryGateway` is all the rest of the reconciler knows of the registry: read
-contributors and engagements, register an engagement. :class:`EmbeddedRegistry` keeps the
-registry in this database — the imported snapshot (``contributors`` / ``engagements`` feeds,
-staged like any feed, history kept) plus what the reconciler itself registered
-(``registrations``). An institution plugs in its own registry by implementing the protocol.
+contributors and engagements, register an engagement, and apply what an officer confirmed —
+correct an engagement, correct a contributor's identity, merge duplicate contributors,
+reverse a wrong auto-registration. :class:`EmbeddedRegistry` keeps the registry in this
+database — the imported snapshot (``contributors`` / ``engagements`` feeds, staged like any
+feed, history kept) plus what the reconciler itself wrote (``registrations``, by ``kind``:
+``contributor``, ``engagement``, ``correction`` of an engagement, ``amendment`` of a
+contributor, ``merge`` of duplicates), applied over the snapshot whenever it is read. The
+snapshot itself is never rewritten: the institution's next snapshot carries the changes. An
+institution plugs in its own registry by implementing the protocol.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 import pandas as pd
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import ColumnElement, Connection, func, insert, select
 
 from reconciler.storage import registrations, source_records
 
@@ -65,6 +70,26 @@ class EngagementCorrection:
 
 
 @dataclass(frozen=True)
+class ContributorCorrection:
+    """What an officer's confirmation of an ``identity_mismatch`` changes on a contributor
+    record: the fields the partners agree on (``date_of_birth``, ``nationality``, ``sex``)."""
+
+    contributor_id: str
+    finding_id: str
+    changes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ContributorMerge:
+    """A confirmed ``duplicate_contributor``: ``merged`` records are the same person as
+    ``survivor``; their engagements continue under the survivor."""
+
+    survivor: str
+    merged: tuple[str, ...]
+    finding_id: str
+
+
+@dataclass(frozen=True)
 class Registration:
     contributor_id: str
     engagement_id: str
@@ -97,6 +122,21 @@ class RegistryGateway(Protocol):
         work; the id of the correction."""
         ...
 
+    def engagements_of(self, conn: Connection, contributor_ids: list[str]) -> pd.DataFrame:
+        """The engagements of these contributors (as :meth:`engagements`, corrections and
+        merges applied) — what one decision needs, without reading the whole registry."""
+        ...
+
+    def correct_contributor(self, conn: Connection, correction: ContributorCorrection,
+                            now: datetime) -> str:
+        """Correct a contributor's recorded identity; the id of the correction."""
+        ...
+
+    def merge_contributors(self, conn: Connection, merge: ContributorMerge,
+                           now: datetime) -> str:
+        """Record that several contributor records are one person; the id of the merge."""
+        ...
+
 
 class EmbeddedRegistry:
     """The registry kept in this database: the snapshot feeds plus our own registrations."""
@@ -116,7 +156,8 @@ class EmbeddedRegistry:
         frames = [f for f in (snap, own) if not f.empty]
         if not frames:
             return pd.DataFrame(columns=CONTRIBUTOR_COLUMNS)
-        return pd.concat(frames, ignore_index=True).reindex(columns=CONTRIBUTOR_COLUMNS)
+        result = pd.concat(frames, ignore_index=True).reindex(columns=CONTRIBUTOR_COLUMNS)
+        return self._apply_identity_changes(conn, result)
 
     def engagements(self, conn: Connection) -> pd.DataFrame:
         cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
@@ -135,6 +176,79 @@ class EmbeddedRegistry:
         result = pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
         return self._apply_corrections(conn, result)
 
+    def engagements_of(self, conn: Connection, contributor_ids: list[str]) -> pd.DataFrame:
+        merges = self._merges(conn)
+        wanted = set(contributor_ids)
+        wanted |= {m for m, survivor in merges.items() if survivor in wanted}
+        wanted |= {merges[c] for c in list(wanted) if c in merges}
+        cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
+        snap = _frame(conn, "engagements", [*cols, "record_key"],
+                      source_records.c.contributor_id.in_(sorted(wanted))).rename(
+            columns={"record_key": "engagement_id"})
+        snap["registered_by"] = "employer"
+        own = self._own(conn, "engagement")
+        if not own.empty:
+            own = own[own["contributor_id"].isin(wanted)
+                      & ~own["engagement_id"].isin(snap["engagement_id"])]
+            own["registered_by"] = "reconciler"
+            for col in ("start_date", "end_date", "registered_on"):
+                own[col] = own[col].map(lambda v: date.fromisoformat(v) if v else None)
+        frames = [f for f in (snap, own) if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
+        result = pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
+        return self._apply_corrections(conn, result)
+
+    def correct_contributor(self, conn: Connection, correction: ContributorCorrection,
+                            now: datetime) -> str:
+        amendment_id = self._mint(conn, "RA")
+        conn.execute(insert(registrations).values(
+            kind="amendment", record_id=amendment_id, finding_id=correction.finding_id,
+            created_at=now, payload={"contributor_id": correction.contributor_id,
+                                     **correction.changes}))
+        return amendment_id
+
+    def merge_contributors(self, conn: Connection, merge: ContributorMerge,
+                           now: datetime) -> str:
+        merge_id = self._mint(conn, "RM")
+        conn.execute(insert(registrations).values(
+            kind="merge", record_id=merge_id, finding_id=merge.finding_id, created_at=now,
+            payload={"survivor": merge.survivor, "merged": list(merge.merged)}))
+        return merge_id
+
+    def _merges(self, conn: Connection) -> dict[str, str]:
+        """merged contributor id -> surviving id (chains followed: A→B, B→C gives A→C)."""
+        out: dict[str, str] = {}
+        for row in self._own(conn, "merge").to_dict("records"):
+            for merged in row["merged"]:
+                out[str(merged)] = str(row["survivor"])
+        for key in list(out):
+            seen = {key}
+            while out[key] in out and out[key] not in seen:
+                seen.add(out[key])
+                out[key] = out[out[key]]
+        return out
+
+    def _apply_identity_changes(self, conn: Connection,
+                                contributors: pd.DataFrame) -> pd.DataFrame:
+        """Amendments overwrite the fields they name; merged records leave the registry."""
+        amendments = self._own(conn, "amendment")
+        if not amendments.empty:
+            index = {c: i for i, c in enumerate(contributors["contributor_id"])}
+            for row in amendments.to_dict("records"):
+                i = index.get(row["contributor_id"])
+                if i is None:
+                    continue
+                for col in ("date_of_birth", "nationality", "sex"):
+                    value = row.get(col)
+                    if isinstance(value, str) and value:
+                        contributors.at[i, col] = value
+        merges = self._merges(conn)
+        if merges:
+            contributors = contributors[~contributors["contributor_id"].isin(merges)]
+            contributors = contributors.reset_index(drop=True)
+        return contributors
+
     def correct(self, conn: Connection, correction: EngagementCorrection,
                 now: datetime) -> str:
         # Kept beside the snapshot, never written into it: the next snapshot from the
@@ -150,6 +264,10 @@ class EmbeddedRegistry:
         return correction_id
 
     def _apply_corrections(self, conn: Connection, engagements: pd.DataFrame) -> pd.DataFrame:
+        merges = self._merges(conn)
+        if merges:
+            engagements["contributor_id"] = engagements["contributor_id"].map(
+                lambda c: merges.get(c, c))
         corrections = self._own(conn, "correction")
         if corrections.empty:
             return engagements
@@ -225,11 +343,12 @@ class EmbeddedRegistry:
                              for r in rows if not r.get("reversed_at")])
 
 
-def _frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFrame:
+def _frame(conn: Connection, feed: str, columns: list[str],
+           *where: ColumnElement[bool]) -> pd.DataFrame:
     table = source_records
     rows = conn.execute(
         select(*[table.c[c] for c in columns])
-        .where(table.c.feed == feed, table.c.is_current)
+        .where(table.c.feed == feed, table.c.is_current, *where)
         .order_by(table.c.id)
     ).all()
     return pd.DataFrame(rows, columns=columns)

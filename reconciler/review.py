@@ -6,11 +6,30 @@ to the finding, its ``finding_history`` row, the audit entry (hash-chained throu
 ``org.reconciler.finding.updated`` — as :mod:`reconciler.actions` does for the pipeline's
 own decisions. Event payloads carry ids and codes, never names or identifiers.
 
-Decisions: *confirm* (a ``missing_registration`` is registered through the
-:class:`~reconciler.registry.RegistryGateway` first; an auto-registration is confirmed as
-it stands), *dismiss* (a reason is mandatory; the pipeline reopens a dismissed finding only
-when its evidence changes), *escalate* (to a supervisor). Reversing an auto-registration
-is four-eyes: one person requests it, a supervisor who is not that person approves it.
+Decisions: *confirm* — the registry is put right through the
+:class:`~reconciler.registry.RegistryGateway` first, in the same transaction:
+
+=========================  ===========================================================
+``missing_registration``   register the engagement (a new contributor if need be)
+``wage_underdeclared``     set the declared wage to the evidence wage
+``stale_engagement``,      end the engagement today
+``ghost_registration``
+``wrong_employer``         end the engagements at the employers where the person no
+                           longer works, register at the one where they do
+``identity_mismatch``      amend the contributor's date of birth / nationality / sex
+                           to the values the partners agree on
+``duplicate_contributor``  merge the records into one (the one with the most active
+                           engagements survives; ties: the lowest id)
+``late_registration``      nothing to change in the registry: confirmed as it stands
+=========================  ===========================================================
+
+(an auto-registration is confirmed as it stands); *dismiss* (a reason is mandatory; the
+pipeline reopens a dismissed finding only when its evidence changes); *escalate* (to a
+supervisor). Reversing an auto-registration is four-eyes: one person requests it, a
+supervisor who is not that person approves it.
+
+A confirmation, a dismissal or a reversal of a finding that names an employer also writes
+a ``decision_notices`` row: the notifier carries it in the employer's next digest.
 """
 
 from __future__ import annotations
@@ -26,7 +45,10 @@ from sqlalchemy import Connection, insert, select, update
 from reconciler.actions import EVENT_PREFIX
 from reconciler.audit import AuditTrail
 from reconciler.errors import ReconcilerError
+from reconciler.notify.tables import decision_notices
 from reconciler.registry import (
+    ContributorCorrection,
+    ContributorMerge,
     EngagementCorrection,
     NewContributor,
     RegistrationRequest,
@@ -36,7 +58,8 @@ from reconciler.storage import finding_history, findings, outbox, source_records
 from reconciler.web.tables import finding_reviews, reversal_requests
 
 # confirming one of these corrects the registry through the gateway
-CORRECTED_BY_CONFIRMATION = ("wage_underdeclared", "stale_engagement", "ghost_registration")
+CORRECTED_BY_CONFIRMATION = ("wage_underdeclared", "stale_engagement", "ghost_registration",
+                             "wrong_employer", "identity_mismatch", "duplicate_contributor")
 
 Decision = Literal["confirm", "dismiss", "escalate", "reverse"]
 DECIDABLE = ("open", "in_review")
@@ -173,6 +196,8 @@ class ReviewDesk:
                      {"finding_id": row["finding_id"], "employer_id": row["employer_id"],
                       "reversed": reversed_ids})
         self._event(row, "dismissed", "registration_reversed")
+        self._notice(row, "reverse", "the registration made on your behalf was withdrawn: "
+                     + req["reason"])
         self.audit.flush()
         return Outcome(row["finding_id"], "approve_reversal", "dismissed",
                        f"reversed {', '.join(reversed_ids) or 'nothing'}")
@@ -229,8 +254,19 @@ class ReviewDesk:
                           {"decision": decision, "reason": reason, "rule": row["rule"],
                            "from": row["status"], "to": status, "note": note})
         self._event(row, status, decision)
+        if decision in ("confirm", "dismiss") and row["status"] in DECIDABLE:
+            self._notice(row, decision, note)
         self.audit.flush()
         return Outcome(finding_id, decision, status, note)
+
+    def _notice(self, row: Mapping[str, Any], decision: str, outcome: str,
+                employer_id: str | None = None) -> None:
+        """Tell the employer at its next digest (nothing to tell without an employer)."""
+        employer_id = employer_id or row["employer_id"]
+        if employer_id:
+            self.conn.execute(insert(decision_notices).values(
+                finding_id=row["finding_id"], employer_id=employer_id,
+                decision=decision, outcome=outcome, decided_at=self.now, status="pending"))
 
     def _set_status(self, row: Mapping[str, Any], status: str) -> None:
         done = self.conn.execute(update(findings).where(
@@ -266,6 +302,12 @@ class ReviewDesk:
         """Confirming an under-declared wage sets the declared wage to the evidence wage;
         confirming a stale or ghost engagement ends it today. Through the gateway, then
         audited and announced like a registration."""
+        if row["rule"] == "wrong_employer":
+            return self._move(row)
+        if row["rule"] == "identity_mismatch":
+            return self._amend(row)
+        if row["rule"] == "duplicate_contributor":
+            return self._merge(row)
         details = row["details"] or {}
         engagement = details.get("engagement_id")
         if not engagement:
@@ -285,6 +327,91 @@ class ReviewDesk:
                           {**out, "change": what})
         self._outbox("registration.corrected", row["person_id"], out)
         return f"confirmed and corrected: {what} ({correction_id})"
+
+    def _end_engagement(self, row: Mapping[str, Any], engagement: str) -> str:
+        change = EngagementCorrection(engagement, row["finding_id"], end_date=self.now.date())
+        correction_id = self.registry.correct(self.conn, change, self.now)
+        out = {"finding_id": row["finding_id"], "employer_id": row["employer_id"],
+               "engagement_id": engagement, "correction_id": correction_id}
+        self.audit.append(self.now, self.actor, "registration.correct", row["finding_id"],
+                          {**out, "change": f"engagement ended on {self.now.date()}"})
+        self._outbox("registration.corrected", row["person_id"], out)
+        return correction_id
+
+    def _move(self, row: Mapping[str, Any]) -> str:
+        """``wrong_employer``: registered at A, working at B. End the ACTIVE engagements at
+        the employers where the person no longer works, then register at B from the
+        evidence (unless an ACTIVE engagement at B exists already)."""
+        details = row["details"] or {}
+        contributors = _registry_ids(row)
+        if len(contributors) != 1:
+            raise ReviewError("cannot move the registration: the person has "
+                              f"{len(contributors)} contributor records — decide the "
+                              "duplicate_contributor finding first")
+        employers = [str(e) for e in details.get("registered_at") or []]
+        engagements = self.registry.engagements_of(self.conn, contributors)
+        active = engagements[engagements["status"] == "ACTIVE"]
+        stale = active[active["employer_id"].isin(employers)].sort_values("engagement_id")
+        ended = []
+        for engagement, employer in zip(stale["engagement_id"], stale["employer_id"],
+                                        strict=True):
+            ended.append(f"{engagement} ended ({self._end_engagement(row, str(engagement))})")
+            # the employer where the person no longer works hears of it too
+            self._notice(row, "ended", f"engagement {engagement} ended", str(employer))
+        if (active["employer_id"] == row["employer_id"]).any():
+            return "confirmed: " + ("; ".join(ended) or "nothing to end") + \
+                f"; already registered at {row['employer_id']}"
+        started, wage = details.get("employment_started"), details.get("evidence_wage")
+        if not started or wage is None:
+            raise ReviewError("cannot register at the new employer: the finding has no "
+                              "employment start or evidence wage — run a reconcile to "
+                              "refresh it")
+        registered = self._register({**row, "worker": {**(row["worker"] or {}),
+                                                        "contributor_id": contributors[0]}})
+        return "; ".join([*ended, registered])
+
+    def _amend(self, row: Mapping[str, Any]) -> str:
+        """``identity_mismatch``: each differing field takes the partners' value."""
+        details = row["details"] or {}
+        done = []
+        for item in [details, *(details.get("more") or [])]:
+            changes = {col: str(diff["partners"])
+                       for col, diff in (item.get("differences") or {}).items()}
+            if not item.get("contributor_id") or not changes:
+                continue
+            amendment = ContributorCorrection(str(item["contributor_id"]), row["finding_id"],
+                                              changes)
+            amendment_id = self.registry.correct_contributor(self.conn, amendment, self.now)
+            out = {"finding_id": row["finding_id"], "employer_id": row["employer_id"],
+                   "contributor_id": amendment.contributor_id, "amendment_id": amendment_id,
+                   "fields": sorted(changes)}
+            self.audit.append(self.now, self.actor, "registration.amend", row["finding_id"],
+                              {**out, "changes": changes})
+            self._outbox("registration.corrected", row["person_id"], out)
+            what = ", ".join(f"{c.replace('_', ' ')} set to {v}" for c, v in changes.items())
+            done.append(f"{amendment.contributor_id}: {what} ({amendment_id})")
+        if not done:
+            raise ReviewError("cannot amend: the finding names no difference")
+        return "confirmed and amended: " + "; ".join(done)
+
+    def _merge(self, row: Mapping[str, Any]) -> str:
+        """``duplicate_contributor``: one record survives — the one with the most ACTIVE
+        engagements (ties: the lowest id); the others are merged into it."""
+        ids = sorted(str(i) for i in (row["details"] or {}).get("contributor_ids") or [])
+        if len(ids) < 2:
+            raise ReviewError("cannot merge: the finding names fewer than two records")
+        engagements = self.registry.engagements_of(self.conn, ids)
+        active = engagements[engagements["status"] == "ACTIVE"]["contributor_id"]
+        counts = active.value_counts()
+        survivor = min(ids, key=lambda i: (-int(counts.get(i, 0)), i))
+        merge = ContributorMerge(survivor, tuple(i for i in ids if i != survivor),
+                                 row["finding_id"])
+        merge_id = self.registry.merge_contributors(self.conn, merge, self.now)
+        out = {"finding_id": row["finding_id"], "employer_id": row["employer_id"],
+               "contributor_id": survivor, "merged": list(merge.merged), "merge_id": merge_id}
+        self.audit.append(self.now, self.actor, "registration.merge", row["finding_id"], out)
+        self._outbox("registration.corrected", row["person_id"], out)
+        return f"confirmed and merged: {', '.join(merge.merged)} into {survivor} ({merge_id})"
 
     def _identity(self, row: Mapping[str, Any]) -> NewContributor:
         """A new contributor from the finding's partner records (first value present)."""
@@ -325,3 +452,12 @@ class ReviewDesk:
         self.conn.execute(insert(outbox).values(
             event_id=str(uuid.uuid4()), type=f"{EVENT_PREFIX}.{kind}", subject=subject,
             time=self.now, payload=payload, attempts=0))
+
+
+def _registry_ids(row: Mapping[str, Any]) -> list[str]:
+    """The contributor records the finding's evidence names (its person's, in the registry)."""
+    ids = [str(e["key"]) for e in row["evidence"] or [] if e["feed"] == "registry"]
+    worker = row["worker"] or {}
+    if not ids and worker.get("contributor_id"):
+        ids = [str(worker["contributor_id"])]
+    return sorted(set(ids))

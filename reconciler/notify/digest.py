@@ -2,9 +2,13 @@
 
 "New" = a finding about the employer that no digest has carried yet: an engagement the
 reconciler registered on its behalf (a ``missing_registration`` resolved as
-``auto_registered``), or an unresolved finding it must correct. Planning writes, in one
-transaction, a ``notifications`` row per channel the employer can be reached on and a
-``notified_findings`` row per finding — so a finding is carried by exactly one digest, ever.
+``auto_registered``), or an unresolved finding it must correct; and what an officer decided
+since (``decision_notices``: confirmed — with what was changed in the registry — dismissed,
+or an auto-registration withdrawn). Planning writes, in one transaction, a
+``notifications`` row per channel the employer can be reached on, a ``notified_findings``
+row per finding and marks each decision notice ``planned`` — so a finding is carried by
+exactly one digest, ever, and each decision by one more. A dismissal or a withdrawal of
+something the employer was never told is not news: its notice is ``skipped``.
 An employer the employers feed cannot reach (no email, no webhook, channel switched off)
 gets nothing, and its findings wait until it can be reached.
 """
@@ -18,11 +22,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from reconciler.actions import UNRESOLVED
 from reconciler.config import NotifySettings
-from reconciler.notify.tables import notifications, notified_findings
+from reconciler.notify.tables import decision_notices, notifications, notified_findings
 from reconciler.storage import findings, source_records
 
 # the contract's details worth showing an employer, by sign
@@ -94,12 +98,18 @@ def plan_digests(conn: Connection, settings: NotifySettings, as_of: date, now: d
                                findings.c.finding_id.not_in(told))
         .order_by(findings.c.employer_id, findings.c.rule, findings.c.finding_id)).mappings()
     news: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
-        lambda: {"registered": [], "corrections": []})
+        lambda: {"registered": [], "corrections": [], "decisions": []})
+    notices = _decisions(conn)
+    decided = {n["finding_id"] for n in notices.values()}
     for row in rows:
+        if row["finding_id"] in decided:
+            continue  # decided before it was ever told: the decision says it all
         if row["status"] == "resolved" and row["resolution"] == "auto_registered":
             news[str(row["employer_id"])]["registered"].append(_item(row))
         elif row["status"] in UNRESOLVED:
             news[str(row["employer_id"])]["corrections"].append(_item(row))
+    for notice_id, item in notices.items():
+        news[item["employer_id"]]["decisions"].append({**item, "notice_id": notice_id})
     respond_by = as_of + timedelta(days=settings.correction_days)
     planned: list[str] = []
     for employer_id, items in sorted(news.items()):
@@ -125,10 +135,50 @@ def plan_digests(conn: Connection, settings: NotifySettings, as_of: date, now: d
              "language": employer.language, "digest": digest, "status": "pending",
              "attempts": 0, "next_attempt_at": now, "last_error": None, "created_at": now,
              "sent_at": None} for channel, recipient in targets])
-        conn.execute(insert(notified_findings), [
-            {"finding_id": item["finding_id"], "digest_id": digest_id,
-             "employer_id": employer_id, "kind": kind, "notified_at": now}
-            for kind, key in (("registered", "registered"), ("correction", "corrections"))
-            for item in items[key]])
+        told_now = [{"finding_id": item["finding_id"], "digest_id": digest_id,
+                     "employer_id": employer_id, "kind": kind, "notified_at": now}
+                    for kind, key in (("registered", "registered"),
+                                      ("correction", "corrections"))
+                    for item in items[key]]
+        told_now += [{"finding_id": f, "digest_id": digest_id, "employer_id": employer_id,
+                      "kind": "decision", "notified_at": now}
+                     for f in sorted({i["finding_id"] for i in items["decisions"]
+                                      if not i.pop("told")})]
+        if told_now:
+            conn.execute(insert(notified_findings), told_now)
+        for item in items["decisions"]:
+            conn.execute(update(decision_notices)
+                         .where(decision_notices.c.id == item.pop("notice_id"))
+                         .values(status="planned", digest_id=digest_id))
         planned.append(digest_id)
     return planned
+
+
+def _decisions(conn: Connection) -> dict[int, dict[str, Any]]:
+    """Pending decision notices as digest items (oldest first); a dismissal or withdrawal of
+    a finding the employer was never told about is marked ``skipped`` here."""
+    told = select(notified_findings.c.finding_id).where(
+        notified_findings.c.finding_id == decision_notices.c.finding_id).exists()
+    n, f = decision_notices.c, findings.c
+    rows = conn.execute(
+        select(n.id, n.employer_id, n.decision, n.outcome, n.decided_at, f.finding_id, f.rule,
+               f.severity, f.reasoning, f.worker, f.details, told.label("told"))
+        .join(findings, f.finding_id == n.finding_id)
+        .where(decision_notices.c.status == "pending")
+        .order_by(decision_notices.c.id)).mappings().all()
+    out: dict[int, dict[str, Any]] = {}
+    skipped = []
+    for row in rows:
+        if row["decision"] in ("dismiss", "reverse") and not row["told"]:
+            skipped.append(row["id"])
+            continue
+        out[int(row["id"])] = {**_item(row), "employer_id": str(row["employer_id"]),
+                               "decision": row["decision"], "outcome": row["outcome"],
+                               "decided_on": row["decided_at"].date().isoformat(),
+                               # an engagement ended at A for a finding at B: A's news, not
+                               # a telling of B's finding
+                               "told": bool(row["told"]) or row["decision"] == "ended"}
+    if skipped:
+        conn.execute(update(decision_notices).where(decision_notices.c.id.in_(skipped))
+                     .values(status="skipped"))
+    return out

@@ -172,6 +172,7 @@ class Notifier:
                     "attempts": attempts,
                     "registered": [i["finding_id"] for i in digest["registered"]],
                     "corrections": [i["finding_id"] for i in digest["corrections"]],
+                    "decisions": [i["finding_id"] for i in digest.get("decisions", [])],
                     "respond_by": digest["respond_by"]}))
         log.info("employer notified", extra={"employer_id": row["employer_id"],
                                              "channel": row["channel"], "attempts": attempts})

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table, Text
 
 from reconciler.storage import TZ, metadata
 
@@ -38,4 +38,21 @@ notified_findings = Table(
     Column("employer_id", String(20), nullable=False),
     Column("kind", String(16), nullable=False),  # registered | correction
     Column("notified_at", TZ, nullable=False),
+)
+
+decision_notices = Table(
+    # What the desk decided about a finding that names an employer, waiting for the next
+    # digest: written in the decision's own transaction, carried by exactly one digest
+    # (``digest_id``) or ``skipped`` (a dismissal of something the employer was never told).
+    "decision_notices", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("finding_id", ForeignKey("findings.finding_id"), nullable=False),
+    Column("employer_id", String(20), nullable=False),
+    Column("decision", String(16), nullable=False),  # confirm | dismiss | reverse
+    Column("outcome", Text, nullable=False),  # what was done, in plain words
+    Column("decided_at", TZ, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | planned | skipped
+    Column("digest_id", String(36)),
+    Index("ix_decision_notices_status", "status"),
 )

@@ -80,11 +80,20 @@ def wrong_employer(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     (where the person works); A is named in the details. Literal reading of the contract: an
     active engagement at B as well does not stop the finding."""
     hits: list[Hit] = []
-    for person, (regs, works) in _wrong_employer_pairs(facts).items():
+    pairs = _wrong_employer_pairs(facts)
+    ev = facts.evidence
+    cur = ev[ev["current"] & ev["person_id"].isin(list(pairs))]
+    # what an officer's confirmation registers at B: the employment start and wage there
+    at_b = {(p, e): (_d(s), _num(w)) for p, e, s, w in zip(
+        cur["person_id"], cur["employer_id"], cur["started"], cur["evidence_wage"],
+        strict=True)}
+    for person, (regs, works) in pairs.items():
         for b in sorted(works):
-            hits.append(Hit("wrong_employer", person, b,
-                            {"registered_at": sorted(regs), "working_at": b},
-                            related_employers=tuple(sorted(regs))))
+            started, wage = at_b.get((person, b), (None, None))
+            hits.append(Hit("wrong_employer", person, b, {
+                "registered_at": sorted(regs), "working_at": b,
+                "employment_started": started.isoformat() if started else None,
+                "evidence_wage": wage}, related_employers=tuple(sorted(regs))))
     return hits
 
 

@@ -20,11 +20,13 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Table, create_engine, func, select
 
 from reconciler.cli import main
-from reconciler.config import NotifySettings
+from reconciler.config import NotifySettings, load_settings
 from reconciler.notify import NotificationCollector, Notifier
 from reconciler.notify.channels import SIGNATURE_HEADER, verify
-from reconciler.notify.tables import notifications, notified_findings
-from reconciler.storage import create_db_engine, outbox
+from reconciler.notify.tables import decision_notices, notifications, notified_findings
+from reconciler.pipeline import Reconciler
+from reconciler.review import ReviewDesk
+from reconciler.storage import create_db_engine, findings, outbox
 from tests.integration.conftest import Broker, SmtpServer, WebhookServer
 from tests.integration.test_bus import consume, outbox_ids, validate
 
@@ -273,3 +275,70 @@ def test_smtp_down_then_up_the_digest_is_retried_and_sent_once(
     assert mail["Message-ID"] == f"<{row['notification_id']}@reconciler>"
     [row] = rows(url, notifications)
     assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_after_a_desk_confirmation_the_employer_hears_what_was_done_once(
+        env: dict[str, str], smtp_server: SmtpServer, webhook_server: WebhookServer,
+        monkeypatch: pytest.MonkeyPatch, language: str) -> None:
+    # The first digest asks Gulf Catering to correct Imran's wage; an officer confirms the
+    # finding (the registry's declared wage becomes 5,000); the next run's digest tells
+    # the employer so, in its language, and only once. A dismissal of something it was
+    # never told is no news.
+    point_webhook_at(Path(env["RECONCILER_INBOX"]), webhook_server.url, language)
+    monkeypatch.setenv("RECONCILER_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("RECONCILER_WEBHOOK_SECRET", SECRET)
+    cli("db", "upgrade")
+    cli("run", "--once")
+    assert len(smtp_server.messages) == 1
+    url = env["RECONCILER_DATABASE_URL"]
+    [wage] = rows(url, findings, findings.c.rule == "wage_underdeclared")
+
+    app = Reconciler.from_settings(load_settings(), migrate=False)
+    with app.engine.begin() as conn:
+        ReviewDesk(conn, app.registry, "olga", datetime.now(UTC)).decide(
+            wage["finding_id"], "confirm", "payroll checked")
+    app.engine.dispose()
+    report = json.loads(cli("run", "--once").stdout)
+    assert report["notifications"]["planned"] == 1
+
+    assert len(smtp_server.messages) == 2
+    text = smtp_server.messages[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    heading, done = {"en": ("DECIDED AFTER REVIEW",
+                            "we set the contributory wage to the wage your payroll shows"),
+                     "ar": ("قرارات بعد المراجعة", "عدّلنا الأجر الخاضع للاشتراك")}[language]
+    assert heading in text and done in text and "Muhammad Imran Khan" in text
+    assert "REGISTERED ON YOUR BEHALF" not in text and "TO CORRECT" not in text
+    assert wage["finding_id"][:8].upper() in text  # the reference the employer quotes
+    body = json.loads(webhook_server.requests[1]["body"])
+    assert [(i["rule"], i["decision"]) for i in body["decisions"]] == [
+        ("wage_underdeclared", "confirm")]
+    told = [r["payload"] for r in rows(url, outbox,
+                                       outbox.c.type == "org.reconciler.employer.notified")
+            if r["payload"]["decisions"]]
+    assert sorted((p["channel"], *p["decisions"]) for p in told) == [
+        ("email", wage["finding_id"]), ("webhook", wage["finding_id"])]
+
+    # running again tells nothing twice
+    report = json.loads(cli("run", "--once").stdout)
+    assert report["notifications"]["planned"] == 0 and len(smtp_server.messages) == 2
+
+
+def test_a_dismissal_of_a_finding_the_employer_was_never_told_is_not_news(
+        env: dict[str, str], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli("db", "upgrade")
+    cli("run", "--once")  # no channel yet: nothing is planned, nothing is told
+    url = env["RECONCILER_DATABASE_URL"]
+    [wage] = rows(url, findings, findings.c.rule == "wage_underdeclared")
+    app = Reconciler.from_settings(load_settings(), migrate=False)
+    with app.engine.begin() as conn:
+        ReviewDesk(conn, app.registry, "olga", datetime.now(UTC)).decide(
+            wage["finding_id"], "dismiss", "the payroll line is a one-off bonus")
+    app.engine.dispose()
+    monkeypatch.setenv("RECONCILER_SMTP_URL", smtp_server.url)
+    cli("run", "--once")
+    [mail] = smtp_server.messages  # Maria's registration only
+    text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "REGISTERED ON YOUR BEHALF" in text
+    assert "Muhammad Imran Khan" not in text and "DECIDED AFTER REVIEW" not in text
+    assert [n["status"] for n in rows(url, decision_notices)] == ["skipped"]

@@ -15,19 +15,20 @@ of every record, and the count of distinct signatures per name (term frequency).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reconciler.identity.normalize import name_key, parse_birth_date
+from reconciler.identity.comparisons import BlockingRule
 from reconciler.identity.resolve import (
-    IDENTITY_COLUMNS,
+    DEFAULT,
     STRONG_KINDS,
+    ContractBlocking,
     IdentityResolver,
     Person,
     Resolution,
-    blocking_keys,
+    contract_row_keys,
     hopeless,
     keystroke_repairs,
     record_tokens,
@@ -36,8 +37,11 @@ from reconciler.identity.resolve import (
 Key = str
 
 
-def record_keys(row: Mapping[str, object]) -> tuple[frozenset[str], list[Key]]:
-    """A record's name (token set, for term frequency) and every key it can be paired by."""
+def record_keys(row: Mapping[str, object],
+                blocking: Sequence[BlockingRule] = DEFAULT.blocking,
+                ) -> tuple[frozenset[str], list[Key]]:
+    """A record's name (token set, for term frequency) and every key it can be paired by:
+    its identifiers (or the repairs of a mistyped one) and the keys of each blocking rule."""
     tokens = record_tokens(row.get("name_en"), row.get("name_ar"))
     keys: list[Key] = []
     invalid = str(row.get("invalid_ids") or "")
@@ -49,17 +53,11 @@ def record_keys(row: Mapping[str, object]) -> tuple[frozenset[str], list[Key]]:
             keys.extend(f"id:{kind}:{r}" for r in keystroke_repairs(value) if value.isdigit())
         else:
             keys.append(f"id:{kind}:{value}")
-    try:
-        dob = parse_birth_date(str(row["date_of_birth"])) if row.get("date_of_birth") else None
-    except ValueError:
-        dob = None
-    employer = row.get("employer_id")
-    passport, nationality = row.get("passport_number"), row.get("nationality")
-    keys.extend(blocking_keys(
-        name_key(tokens) if tokens else None, dob,
-        nationality if isinstance(nationality, str) else None,
-        passport if isinstance(passport, str) else None,
-        [employer] if isinstance(employer, str) and employer else []))
+    for rule in blocking:
+        if isinstance(rule, ContractBlocking):  # reuse the tokens computed above
+            keys.extend(contract_row_keys(row, tokens))
+        else:
+            keys.extend(rule.row_keys(row))
     name = frozenset(tokens)
     if tokens:
         keys.append(_tf_key(name))
@@ -80,8 +78,8 @@ def _hopeless(a: Mapping[str, object], b: Mapping[str, object] | None) -> bool:
                                  b.get("passport_number"))
 
 
-def _signature(row: Mapping[str, object]) -> tuple[object, ...]:
-    return tuple(row.get(c) for c in IDENTITY_COLUMNS)
+def _signature(row: Mapping[str, object], columns: Sequence[str]) -> tuple[object, ...]:
+    return tuple(row.get(c) for c in columns)
 
 
 @dataclass
@@ -151,12 +149,12 @@ class PersonIndex:
     # -- bookkeeping ----------------------------------------------------------------------
 
     def _remember(self, ref: str, row: dict[str, object], touched: set[str]) -> None:
-        name, keys = record_keys(row)
+        name, keys = record_keys(row, self.resolver.configuration.blocking)
         self.records[ref] = row
         self.keys_of[ref] = keys
         for key in keys:
             self.refs_by_key[key].add(ref)
-        sig = _signature(row)
+        sig = _signature(row, self.resolver.signature_columns)
         self.signatures[sig] += 1
         if self.signatures[sig] == 1 and name:
             self._count(name, +1)
@@ -164,11 +162,11 @@ class PersonIndex:
 
     def _forget(self, ref: str, touched: set[str]) -> None:
         row = self.records.pop(ref)
-        name, _ = record_keys(row)
+        name, _ = record_keys(row, self.resolver.configuration.blocking)
         for key in self.keys_of.pop(ref):
             self.refs_by_key[key].discard(ref)
             touched.update(self.refs_by_key[key])  # they lose a partner
-        sig = _signature(row)
+        sig = _signature(row, self.resolver.signature_columns)
         self.signatures[sig] -= 1
         if self.signatures[sig] == 0:
             del self.signatures[sig]

@@ -327,11 +327,17 @@ class EmbeddedRegistry:
 
     @staticmethod
     def _mint(conn: Connection, prefix: str) -> str:
-        """The next id: one past the newest registration row (a primary-key lookup, not a
-        count — a run may register thousands)."""
-        newest = conn.execute(select(func.max(registrations.c.id))).scalar() or 0
+        """The next id of this prefix: one past the highest minted so far (a range scan of
+        the unique index on ``record_id`` — ids are fixed-width, so text order is number
+        order). Not from the table's surrogate key: a PostgreSQL sequence does not roll back
+        with a killed transaction, and a re-run after a crash must mint the ids an
+        uninterrupted run would have (tests/integration/test_crash.py)."""
         width = 10 - len(prefix)
-        return f"{prefix}{newest + 1:0{width}d}"
+        newest = conn.execute(select(func.max(registrations.c.record_id)).where(
+            registrations.c.record_id >= prefix + "0",
+            registrations.c.record_id < prefix + ":")).scalar()
+        number = int(newest[len(prefix):]) + 1 if newest else 1
+        return f"{prefix}{number:0{width}d}"
 
     @staticmethod
     def _own(conn: Connection, kind: str) -> pd.DataFrame:

@@ -64,8 +64,8 @@ def run(ctx: click.Context, once: bool) -> None:
     """Run the daemon (or one pass with --once)."""
     from reconciler.pipeline import Progress
 
-    app = _app(ctx)
     if once:
+        app = _app(ctx)
         report = app.run_once(Progress())
         click.echo(json.dumps({"as_of": report.as_of.isoformat(), "ingest": report.ingest,
                                "identity": report.identity, "findings": report.findings,
@@ -73,9 +73,39 @@ def run(ctx: click.Context, once: bool) -> None:
                                "outbox": report.outbox, "timings": report.timings},
                               indent=2))
         return
-    from reconciler.daemon import Daemon
+    from reconciler.daemon import run_daemon
 
-    sys.exit(Daemon(app).run_forever())
+    # the daemon builds its app without connecting: it waits for an absent database
+    sys.exit(run_daemon(_settings(ctx)))
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object instead of the table")
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Each connector's cursor, last pull, next run and backlog; the scheduler lease; the
+    last reconcile; the outbox backlog; quarantined rows. Reads the database only."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reconciler.status import collect_status, format_status
+    from reconciler.storage import create_db_engine
+
+    settings = _settings(ctx)
+    engine = create_db_engine(settings.database_url)
+    try:
+        status = collect_status(engine, settings)
+    except SQLAlchemyError as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise FatalError(f"cannot read the database at "
+                         f"{engine.url.render_as_string(hide_password=True)}: {cause} "
+                         "(is it up, and at the current schema? `reconciler db upgrade`)"
+                         ) from exc
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(format_status(status))
 
 
 @main.group()

@@ -247,6 +247,28 @@ class NotifySettings(_Strict):
         return value
 
 
+class LeaseSettings(_Strict):
+    """The scheduler lease (``reconciler/lease.py``): across replicas on one database, one
+    daemon schedules (the leader) and the others stand by. The leader renews every
+    ``renew_seconds`` (default: a third of the TTL); a standby takes over once
+    ``ttl_seconds`` pass without a renewal, or at once when the leader releases the lease on
+    a clean shutdown."""
+
+    ttl_seconds: float = Field(default=30.0, gt=0)
+    renew_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _renew_inside_ttl(self) -> LeaseSettings:
+        if self.renew_seconds is not None and self.renew_seconds >= self.ttl_seconds:
+            raise ValueError("renew_seconds must be shorter than ttl_seconds (a third of it "
+                             "leaves room for two missed renewals)")
+        return self
+
+    @property
+    def renew_interval(self) -> float:
+        return self.renew_seconds if self.renew_seconds is not None else self.ttl_seconds / 3
+
+
 class Settings(_Strict):
     """Everything the daemon needs; built by :func:`load_settings`, passed in, never global."""
 
@@ -260,6 +282,7 @@ class Settings(_Strict):
     identity: IdentitySettings = IdentitySettings()
     bus: BusSettings = BusSettings()
     notify: NotifySettings = NotifySettings()
+    lease: LeaseSettings = LeaseSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     config_dir: Path = REPO_CONFIG_DIR
 

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler.bus.relay import OutboxCollector
-from reconciler.health import SCHEDULER_ROLES, SchedulerState
+from reconciler.health import SCHEDULER_ROLES, SchedulerState, scheduler_status
 from reconciler.notify import NotificationCollector
 from reconciler.storage import cursors, deliveries, finding_history, findings, runs
 
@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
 STAGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 ROW_OUTCOMES = ("new", "duplicate", "superseded")
+SCHEDULER_JOBS = ("pull", "reconcile", "relay", "notify")
+JOB_OUTCOMES = ("succeeded", "failed", "skipped", "fenced")
+LEADERSHIP_CHANGES = ("acquired", "lost", "released")
 
 
 def stage_name(progress_name: str) -> tuple[str, str | None]:
@@ -116,6 +119,21 @@ class Metrics:
         self.identity_persons = Gauge(
             "reconciler_identity_persons", "Persons after the last reconcile",
             registry=registry)
+        self.scheduler_jobs = Counter(
+            "reconciler_scheduler_jobs", "Scheduled job runs in this process, per job (pull, "
+            "reconcile, relay, notify) and outcome (succeeded, failed, skipped: not the "
+            "leader, fenced: the lease was lost before the commit)", ["job", "outcome"],
+            registry=registry)
+        self.leadership_changes = Counter(
+            "reconciler_scheduler_leadership_changes", "This process became the scheduler "
+            "leader (acquired), stepped down (lost) or released the lease at shutdown",
+            ["change"], registry=registry)
+        # every series exists from the start, at 0, so rate() and alerts see the first one
+        for job in SCHEDULER_JOBS:
+            for outcome in JOB_OUTCOMES:
+                self.scheduler_jobs.labels(job, outcome)
+        for change in LEADERSHIP_CHANGES:
+            self.leadership_changes.labels(change)
 
     # -- what the pipeline calls ----------------------------------------------------------
 
@@ -174,6 +192,15 @@ class Metrics:
 
     def observe_run_failed(self) -> None:
         self.runs.labels("failed").inc()
+
+    def observe_job(self, job: str, outcome: str) -> None:
+        """One scheduled job run: ``job`` one of :data:`SCHEDULER_JOBS`, ``outcome`` one of
+        :data:`JOB_OUTCOMES`."""
+        self.scheduler_jobs.labels(job, outcome).inc()
+
+    def observe_leadership(self, change: str) -> None:
+        """``acquired``, ``lost`` or ``released`` (see :mod:`reconciler.lease`)."""
+        self.leadership_changes.labels(change).inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every series (what ``/metrics`` serves)."""
@@ -234,20 +261,30 @@ class StateCollector(Collector):
 
 
 class SchedulerCollector(Collector):
-    """``reconciler_scheduler_role{role}``: 1 for this process's role (leader, standby,
-    none), 0 for the others; only in a process that runs a scheduler."""
+    """Only in a process that runs a scheduler:
+
+    * ``reconciler_scheduler_role{role}`` — 1 for this process's role (leader, standby,
+      none), 0 for the others; across replicas ``sum(…{role="leader"})`` must be 1;
+    * ``reconciler_scheduler_lease_epoch`` — the fencing epoch this process leads under
+      (``reconciler.lease``), 0 when it does not lead; it grows by one on every takeover.
+    """
 
     def __init__(self, scheduler_state: SchedulerState) -> None:
         self.scheduler_state = scheduler_state
 
     def collect(self) -> Iterator[Metric]:
-        role = self.scheduler_state()
+        status = scheduler_status(self.scheduler_state())
+        assert status is not None
         roles = GaugeMetricFamily(
             "reconciler_scheduler_role",
             "1 for this process's scheduler role (leader, standby, none)", labels=["role"])
         for candidate in SCHEDULER_ROLES:
-            roles.add_metric([candidate], 1.0 if candidate == role else 0.0)
+            roles.add_metric([candidate], 1.0 if candidate == status.role else 0.0)
         yield roles
+        yield GaugeMetricFamily(
+            "reconciler_scheduler_lease_epoch",
+            "The scheduler lease epoch this process leads under (0 = not the leader)",
+            value=float(status.epoch or 0) if status.role == "leader" else 0.0)
 
 
 class DatabaseCollectors(Collector):

@@ -4,6 +4,12 @@ A small FastAPI app built by :func:`create_ops_app`; nothing is served at import
 daemon runs it (or the web desk mounts it: ``desk.mount("/", ops_app)`` or includes its
 routes) — the endpoints are unauthenticated on purpose, as probes and Prometheus expect, so
 keep the port inside the cluster.
+
+``/readyz`` answers every check's state, not only the verdict: ``database`` (reachable,
+unreachable), ``migrations`` (current, behind, unknown), and in the daemon ``scheduler``
+(leader, standby, none) with the lease it holds or saw — and a reason for each failed check
+(``database unreachable at …: connection refused``, ``scheduler neither leader nor standby:
+lease lost: …``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
-from reconciler.health import SchedulerState, liveness, readiness
+from reconciler.health import SchedulerState, liveness, readiness_report
 from reconciler.metrics import Metrics
 
 
@@ -33,9 +39,10 @@ def create_ops_app(engine: Engine, metrics: Metrics,
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        health = readiness(engine, scheduler_state)
-        return JSONResponse({"status": "ready" if health.ok else "not ready",
-                             "reasons": health.reasons}, status_code=200 if health.ok else 503)
+        # {"status", "reasons", "database", "migrations"} and, with a scheduler,
+        # "scheduler" (leader | standby | none) and "lease" (holder, epoch, leader)
+        report = readiness_report(engine, scheduler_state)
+        return JSONResponse(report.as_dict(), status_code=200 if report.ok else 503)
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:

@@ -229,6 +229,35 @@ leases = Table(
 )
 
 
+# The scheduler (``reconciler/lease.py``, ``reconciler/daemon.py``): the lease that makes one
+# replica the leader, and a row per connector pull the leader ran (``reconciler status``).
+scheduler_lease = Table(
+    "scheduler_lease", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),  # host:pid:uuid
+    Column("epoch", BigInteger, nullable=False),  # the fencing token: +1 on every takeover
+    Column("acquired_at", TZ, nullable=False),
+    Column("renewed_at", TZ, nullable=False),
+    Column("expires_at", TZ, nullable=False),
+)
+
+pull_runs = Table(
+    "pull_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connector", String(64), nullable=False),
+    Column("trigger", String(16), nullable=False),  # schedule | takeover
+    Column("holder", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("started_at", TZ, nullable=False),
+    Column("finished_at", TZ),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("deliveries", Integer, nullable=False, default=0),
+    Column("rows_new", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_pull_runs_connector_started_at", "connector", "started_at"),
+)
+
+
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows with the same keys, the fast way each database offers.
 

@@ -8,7 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
-from reconciler.health import SchedulerRole, liveness, readiness, scheduler_reasons
+from reconciler.health import (
+    SchedulerRole,
+    SchedulerStatus,
+    liveness,
+    readiness,
+    scheduler_reasons,
+)
 from reconciler.metrics import create_metrics
 from reconciler.migrate import head_revision, upgrade
 from reconciler.observability import create_ops_app
@@ -23,7 +29,9 @@ def test_a_migrated_database_is_ready(database_url: str) -> None:
         client = TestClient(create_ops_app(engine, create_metrics(engine), lambda: "standby"))
         response = client.get("/readyz")
         assert response.status_code == 200
-        assert response.json() == {"status": "ready", "reasons": []}
+        assert response.json() == {
+            "status": "ready", "reasons": [], "database": "reachable", "migrations": "current",
+            "scheduler": "standby", "lease": {"holder": None, "epoch": None, "leader": None}}
     finally:
         engine.dispose()
 
@@ -40,7 +48,10 @@ def test_an_unmigrated_database_is_not_ready_and_says_why(database_url: str) -> 
         client = TestClient(create_ops_app(engine, create_metrics(engine), lambda: "leader"))
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json() == {"status": "not ready", "reasons": reasons}
+        body = response.json()
+        assert body["status"] == "not ready" and body["reasons"] == reasons
+        assert (body["database"], body["migrations"], body["scheduler"]) == (
+            "reachable", "behind", "leader")
     finally:
         engine.dispose()
 
@@ -59,7 +70,10 @@ def test_an_unreachable_database_is_not_ready_but_alive(kind: str, tmp_path: Pat
         assert len(reasons) == 1 and reasons[0].startswith("database unreachable at ")
         assert "secret" not in reasons[0]  # the password never reaches a probe's output
         client = TestClient(create_ops_app(engine, create_metrics(engine), lambda: "leader"))
-        assert client.get("/readyz").status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert (ready.json()["database"], ready.json()["migrations"]) == ("unreachable",
+                                                                          "unknown")
         alive = client.get("/healthz")
         assert alive.status_code == 200 and alive.json()["status"] == "alive"
     finally:
@@ -78,6 +92,22 @@ def test_the_scheduler_must_lead_or_stand_by(role: SchedulerRole | None, ready: 
     if not ready:
         assert reasons == ["scheduler is neither leader nor standby (not started, stopped, "
                            "or lost its lease)"]
+    engine.dispose()
+
+
+def test_a_scheduler_status_carries_its_reason_and_lease(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path}/r.db")
+    upgrade(engine)
+    lost = SchedulerStatus("none", "lease lost: database error while renewing: refused",
+                           "host:1:abc", None, "host:1:abc")
+    assert readiness(engine, lambda: lost) == (
+        False, ["scheduler neither leader nor standby: lease lost: database error while "
+                "renewing: refused"])
+    leading = SchedulerStatus("leader", None, "host:1:abc", 7, "host:1:abc")
+    client = TestClient(create_ops_app(engine, create_metrics(engine), lambda: leading))
+    body = client.get("/readyz").json()
+    assert body["scheduler"] == "leader"
+    assert body["lease"] == {"holder": "host:1:abc", "epoch": 7, "leader": "host:1:abc"}
     engine.dispose()
 
 

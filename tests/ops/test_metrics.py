@@ -21,6 +21,7 @@ from sqlalchemy import create_engine
 
 from connectors import build_connector
 from reconciler.config import load_settings
+from reconciler.health import SchedulerStatus
 from reconciler.ingest import DeliveryStats, pull_connector
 from reconciler.metrics import Metrics, create_metrics, stage_name
 from reconciler.migrate import upgrade
@@ -226,3 +227,32 @@ def test_a_daemon_pass_is_observed_as_the_daemon_will_be_wired(env: dict[str, st
                         "connector")) == set(EXAMPLE_ROWS)
     assert samples[("reconciler_auto_registrations_total", ())] == 1
     assert samples[("reconciler_last_reconcile_success_timestamp_seconds", ())] > 1.7e9
+
+
+@pytest.mark.parametrize(("status", "role", "epoch"), [
+    (SchedulerStatus("leader", None, "h:1:a", 4, "h:1:a"), "leader", 4.0),
+    (SchedulerStatus("standby", None, "h:1:a", None, "h:2:b"), "standby", 0.0),
+    (SchedulerStatus("none", "lease lost: refused", "h:1:a", None, None), "none", 0.0),
+    ("leader", "leader", 0.0),  # a plain role (no lease behind it): epoch 0
+])
+def test_the_scheduler_series_follow_the_lease(tmp_path: Path, status: object, role: str,
+                                               epoch: float) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/r.db")
+    upgrade(engine)
+    metrics = create_metrics(engine, [], lambda: status)  # type: ignore[arg-type,return-value]
+    samples = scrape(metrics)
+    assert by_label(samples, "reconciler_scheduler_role", "role") == {
+        r: float(r == role) for r in ("leader", "standby", "none")}
+    assert samples[("reconciler_scheduler_lease_epoch", ())] == epoch
+    # every job and leadership series exists at 0 before anything happened
+    jobs = {(dict(k)["job"], dict(k)["outcome"]): v for (n, k), v in samples.items()
+            if n == "reconciler_scheduler_jobs_total"}
+    assert len(jobs) == 16 and set(jobs.values()) == {0.0}
+    metrics.observe_job("pull", "skipped")
+    metrics.observe_leadership("acquired")
+    samples = scrape(metrics)
+    assert samples[("reconciler_scheduler_jobs_total", (("job", "pull"),
+                                                        ("outcome", "skipped")))] == 1
+    assert by_label(samples, "reconciler_scheduler_leadership_changes_total", "change") == {
+        "acquired": 1.0, "lost": 0.0, "released": 0.0}
+    engine.dispose()

@@ -29,7 +29,8 @@ OPS = ROOT / "ops"
 METRIC = re.compile(r"\breconciler_[a-z0-9_]+")
 REQUIRED_ALERTS = {"ReconcilerConnectorStale", "ReconcilerOutboxBacklogGrowing",
                    "ReconcilerQuarantineSpike", "ReconcilerNoReconcileIn24h",
-                   "ReconcilerSchedulerWithoutLeader"}
+                   "ReconcilerSchedulerWithoutLeader", "ReconcilerSchedulerLeaderFlapping",
+                   "ReconcilerDatabaseUnreachable"}
 
 
 def load_yaml(path: Path) -> Any:

@@ -3,16 +3,29 @@
 A feed is a declaration — its key, its version column, its columns and which are
 required — so adding a feed is a new :class:`FeedSpec`, not a branch in the ingest loop.
 :func:`validate_row` turns one raw CSV row into typed columns or raises :class:`RowError`
-naming the field and what was expected.
+naming the field and what was expected; :func:`row_hash` is the content hash of a valid row.
+
+:class:`ChunkValidator` is what ingest runs: the same decisions for a chunk of rows at once,
+column by column — each distinct cell of a typed column is parsed once (by the very parsers
+:func:`validate_row` uses), identifiers are checked with a vectorised Luhn, and the content
+hash is assembled from cached fragments. A row it finds anything wrong with is handed to
+:func:`validate_row`, so every quarantine reason is the reference's own;
+``tests/unit/test_contract.py`` checks the two agree on generated rows, malformed ones
+included.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import product
+from operator import itemgetter
 from typing import Any
+
+import numpy as np
 
 from reconciler.errors import RowError
 from reconciler.identity.identifiers import ALL_KINDS, IdentifierProfile, clean_identifier
@@ -65,7 +78,10 @@ def _timestamp(raw: str, name: str) -> datetime:
         ) from None
     if value.tzinfo is None:
         raise RowError(f"{name}: timestamp {raw!r} has no time zone (add Z or +03:00)", name)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC instant
+        raise RowError(f"{name}: timestamp {raw!r} is out of range", name) from None
 
 
 def _period(raw: str, name: str) -> str:
@@ -271,3 +287,347 @@ def validate_row(spec: FeedSpec, raw: Mapping[str, str | None],
              if k not in spec.columns and not k.startswith("__") and v not in (None, "")}
     return ValidRow(key=key, version=version, values=columns, extra={
         str(k): str(v) for k, v in extra.items()})
+
+
+def row_hash(row: ValidRow) -> str:
+    """The content of a valid row: its key, its typed values (str, float, date, datetime —
+    all with a stable ``repr``) and its extra columns, both sorted by name. Stored as
+    ``source_records.row_hash`` and compared with what later deliveries bring, so it must
+    never change: :class:`ChunkValidator` builds the very same text."""
+    body = repr((row.key, sorted(row.values.items()), sorted(row.extra.items())))
+    return hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class _ColumnCache:
+    """What one column's distinct cells parse to. Plain dicts and sets, looked up with
+    ``map`` over a whole column: no object is made per row."""
+
+    __slots__ = ("bad", "empty", "fragments", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str | None, Any] = {}  # cell -> typed value (None: empty or bad)
+        self.fragments: dict[str | None, str | None] = {}  # cell -> its row-hash text
+        self.empty: set[str | None] = set()
+        self.bad: set[str | None] = set()  # cells the column's parser rejects
+
+    def add(self, cell: str | None, value: Any, fragment: str | None, bad: bool) -> None:
+        self.values[cell] = value
+        self.fragments[cell] = fragment
+        if bad:
+            self.bad.add(cell)
+        elif fragment is None:
+            self.empty.add(cell)
+
+    def clear(self) -> None:
+        for part in (self.values, self.fragments, self.empty, self.bad):
+            part.clear()
+
+
+@dataclass
+class ValidChunk:
+    """What :meth:`ChunkValidator.validate` decided. The accepted rows' lists are parallel
+    and in input order; ``values`` follow :attr:`ChunkValidator.columns` (None where the row
+    has no value)."""
+
+    index: list[int]  # position in the chunk
+    keys: list[str]
+    versions: list[str]
+    hashes: list[str]  # row_hash of each row
+    values: list[tuple[Any, ...]]
+    extra: list[dict[str, str]]
+    rejected: list[tuple[int, RowError]]  # (position in the chunk, the reference's error)
+
+
+def _invalid_flags(profile: IdentifierProfile, kind: str,
+                   values: Sequence[str | None]) -> list[bool]:
+    """``bool(value) and not profile.is_valid(kind, value)`` for every value; the Luhn check of
+    the well-formed numeric identifiers runs vectorised for the default profile class."""
+    flags = [False] * len(values)
+    fast = (kind != "passport_number" and type(profile) is IdentifierProfile
+            and profile.check == "luhn" and profile.length >= 2)
+    width = profile.length
+    numeric: list[int] = []
+    for i, value in enumerate(values):
+        if not value:
+            continue
+        if fast and len(value) == width and value.isascii() and value.isdigit():
+            numeric.append(i)
+        else:
+            flags[i] = not profile.is_valid(kind, value)
+    if numeric:
+        text = "".join([values[i] or "" for i in numeric])
+        digits = (np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+                  .reshape(len(numeric), width).astype(np.int64) - 48)
+        doubled = (width - 1 - np.arange(width)) % 2 == 1  # every second from the check digit
+        luhn = digits.copy()
+        twice = luhn[:, doubled] * 2
+        luhn[:, doubled] = twice - 9 * (twice > 9)
+        allowed = np.zeros(10, dtype=bool)
+        for ch in profile.prefixes.get(kind, "0123456789"):
+            if "0" <= ch <= "9":
+                allowed[ord(ch) - 48] = True
+        good = (luhn.sum(axis=1) % 10 == 0) & allowed[digits[:, 0]]
+        for i, ok in zip(numeric, good.tolist(), strict=True):
+            flags[i] = not ok
+    return flags
+
+
+def _clean_identifier(name: str, cell: str) -> str | None:
+    """:func:`clean_identifier`, without the regular expression for a plain alphanumeric."""
+    if cell.isascii() and cell.isalnum():
+        return cell.upper()
+    return clean_identifier(name, cell)
+
+
+def _pick(items: Sequence[Any], index: Sequence[int]) -> list[Any]:
+    return [items[i] for i in index]
+
+
+_UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
+def _versions(cells: Sequence[Any], values: Sequence[Any]) -> list[str]:
+    """``value.isoformat()`` of each parsed version timestamp ("" for none); for the usual
+    ``2026-08-01T08:00:13Z`` that is the text itself with ``+00:00`` for the ``Z``."""
+    out: list[str] = []
+    for cell, value in zip(cells, values, strict=True):
+        if not isinstance(value, datetime):
+            out.append("")
+            continue
+        text = cell.strip()
+        out.append(text[:19] + "+00:00" if _UTC_SECONDS.fullmatch(text)
+                   else value.isoformat())
+    return out
+
+
+class ChunkValidator:
+    """:func:`validate_row` and :func:`row_hash` for a chunk of rows at once, column-wise.
+
+    A typed column (dates, money, codes, birth dates) is parsed once per distinct cell, by
+    the parser :func:`validate_row` uses; the outcome — typed value and its fragment of the
+    row-hash text — is remembered for the following chunks (up to ``CACHE_LIMIT`` cells a
+    column). Timestamps, identifiers and mostly-distinct text are worked out row by row in
+    one comprehension; the Luhn check of a column of identifiers runs in numpy.
+    A row with any problem (an empty required cell, a cell its parser rejects, no
+    identifier, an end before the start, a surplus or missing cell, bytes that are not
+    UTF-8) goes to :func:`validate_row` itself, which words the reason — or, should this
+    class ever be stricter than the reference, accepts the row. One instance serves one
+    delivery (birth dates are checked against today).
+    """
+
+    CACHE_LIMIT = 50_000
+
+    def __init__(self, spec: FeedSpec, profile: IdentifierProfile) -> None:
+        self.spec = spec
+        self.profile = profile
+        self.names = list(spec.columns)
+        self.columns = [spec.column_map.get(c, c) for c in self.names] + ["invalid_ids"]
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"feed {spec.name}: two columns map to one table column")
+        self._kinds = [k for k in ALL_KINDS if k in spec.columns]
+        self._prefix = [f"({c!r}, " for c in self.columns]
+        self._hash_order = sorted(range(len(self.columns)), key=self.columns.__getitem__)
+        self._invalid: dict[tuple[bool, ...], tuple[str | None, str]] = {}
+        for flags in product((False, True), repeat=len(self._kinds)):
+            value = ",".join(k for k, f in zip(self._kinds, flags, strict=True) if f) or None
+            self._invalid[flags] = (value, f"{self._prefix[-1]}{value!r})")
+        self._caches = [_ColumnCache() for _ in self.names]
+        version = spec.version_column
+        self._version_at = (self.names.index(version) if version is not None
+                            and version in spec.columns else None)
+
+    def validate(self, raws: Sequence[Mapping[str, Any]]) -> ValidChunk:
+        spec = self.spec
+        n = len(raws)
+        if not n:
+            return ValidChunk([], [], [], [], [], [], [])
+        suspect = {i for i, raw in enumerate(raws) if "__surplus__" in raw or "__missing__" in raw}
+        try:
+            text = "".join(["".join(raw.values()) for raw in raws])
+        except TypeError:  # a cell that is not text (None from a REST page)
+            text = "".join([v for raw in raws for v in raw.values() if isinstance(v, str)])
+        if _SURROGATE.search(text):
+            suspect.update(i for i, raw in enumerate(raws) if _SURROGATE.search(
+                "".join(v for v in raw.values() if isinstance(v, str))))
+        typed: list[Sequence[Any]] = []
+        fragments: list[Sequence[str | None]] = []
+        grid = self._grid(raws, suspect)
+        stamps: list[Any] = []
+        for position, name in enumerate(self.names):
+            cells = grid[name] if grid is not None else [raw.get(name) for raw in raws]
+            try:
+                values, frags = self._column(position, cells, suspect)
+            except (AttributeError, TypeError):  # not text: validate_row reads it as empty
+                cells = [c if isinstance(c, str) else None for c in cells]
+                values, frags = self._column(position, cells, suspect)
+            typed.append(values)
+            fragments.append(frags)
+            if position == self._version_at:
+                stamps = cells
+        by_name = dict(zip(self.names, typed, strict=True))
+        ids = [by_name[k] for k in self._kinds]
+        if spec.needs_identifier:
+            if ids:
+                suspect.update(i for i, t in enumerate(zip(*ids, strict=True)) if not any(t))
+            else:
+                suspect.update(range(n))
+        if "end_date" in by_name and "start_date" in by_name:
+            suspect.update(i for i, (e, s) in enumerate(zip(by_name["end_date"],
+                                                            by_name["start_date"], strict=True))
+                           if e and s and e < s)
+        flags = [_invalid_flags(self.profile, k, v)
+                 for k, v in zip(self._kinds, ids, strict=True)]
+        invalid = ([self._invalid[t] for t in zip(*flags, strict=True)] if flags
+                   else [self._invalid[()]] * n)
+        typed.append([value for value, _ in invalid])
+        fragments.append([frag for _, frag in invalid])
+
+        rows = list(zip(*typed, strict=True))
+        parts = list(zip(*[fragments[j] for j in self._hash_order], strict=True))
+        versions = (_versions(stamps, typed[self._version_at]) if self._version_at is not None
+                    else [""] * n)
+        index: Sequence[int] = range(n)
+        if suspect:
+            index = [i for i in range(n) if i not in suspect]
+            rows, parts, versions = _pick(rows, index), _pick(parts, index), _pick(versions, index)
+        key, names = spec.key, self.names
+        keys = [key(dict(zip(names, row, strict=False))) for row in rows]
+        if grid is not None:  # no row has a cell outside the contract
+            extra: list[dict[str, str]] = [{}] * len(index)
+        else:
+            plain = set(spec.columns)
+            extra = [self._extra(raws[i]) if not raws[i].keys() <= plain else {} for i in index]
+        bodies = [f"({k!r}, [{', '.join(filter(None, p))}], [{self._extra_text(e)}])"
+                  for k, p, e in zip(keys, parts, extra, strict=True)]
+        hashes = [hashlib.sha256(b.encode("utf-8", "surrogateescape")).hexdigest()
+                  for b in bodies]
+        chunk = ValidChunk(list(index), keys, versions, hashes, rows, extra, [])
+        if suspect:
+            self._reference(raws, sorted(suspect), chunk)
+        return chunk
+
+    def _grid(self, raws: Sequence[Mapping[str, Any]],
+              suspect: set[int]) -> dict[str, list[Any]] | None:
+        """Every contract column's cells in one pass over the rows (not one per column), when
+        the rows have the first sound row's keys, all of them contract columns (a CSV
+        delivery); else None, and the caller reads each column from each row. A row of
+        another width is added to ``suspect`` (the reference reads it)."""
+        first = next((raw for i, raw in enumerate(raws) if i not in suspect), None)
+        shape = tuple(first) if first is not None else ()
+        if len(shape) < 2 or any(k not in self.spec.columns for k in shape):
+            return None
+        width = len(shape)
+        suspect.update(i for i, raw in enumerate(raws) if len(raw) != width)
+        getter = itemgetter(*shape)
+        try:  # same size and every key of the first row: the same keys
+            table = [getter(raw) if i not in suspect else tuple(map(raw.get, shape))
+                     for i, raw in enumerate(raws)]
+        except KeyError:
+            return None
+        grid = dict(zip(shape, map(list, zip(*table, strict=True)), strict=True))
+        absent = [None] * len(raws)
+        return {name: grid.get(name, absent) for name in self.names}
+
+    def _column(self, position: int, cells: list[Any],
+                suspect: set[int]) -> tuple[Sequence[Any], Sequence[str | None]]:
+        """Typed values and row-hash fragments of one column; flags the rows it breaks."""
+        name = self.names[position]
+        required = name in self.spec.required
+        if name in IDENTIFIER_COLUMNS:
+            prefix = self._prefix[position]
+            stripped = [c.strip() if c is not None else "" for c in cells]
+            cleaned = [_clean_identifier(name, s) if s else None for s in stripped]
+            if required and "" in stripped:
+                suspect.update(i for i, s in enumerate(stripped) if not s)
+            return cleaned, [f"{prefix}{v!r})" if s else None
+                             for s, v in zip(stripped, cleaned, strict=True)]
+        parse = self.spec.columns[name]
+        if parse is _timestamp:  # a new instant on nearly every row: no cache
+            return self._timestamps(position, cells, suspect)
+        distinct = set(cells)
+        if parse is _text and len(distinct) > len(cells) // 4:  # mostly distinct: no cache
+            prefix = self._prefix[position]
+            texts = [(c.strip() or None) if c is not None else None for c in cells]
+            if required and None in texts:
+                suspect.update(i for i, v in enumerate(texts) if v is None)
+            return texts, [f"{prefix}{v!r})" if v is not None else None for v in texts]
+        cache = self._caches[position]
+        if len(cache.values) + len(distinct) > self.CACHE_LIMIT:
+            cache.clear()
+        for cell in [c for c in distinct if c not in cache.values]:
+            cache.add(cell, *self._parse(position, parse, cell))
+        wrong = distinct & cache.bad
+        if required and not distinct.isdisjoint(cache.empty):
+            wrong |= distinct & cache.empty
+        if wrong:
+            suspect.update(i for i, c in enumerate(cells) if c in wrong)
+        return (list(map(cache.values.__getitem__, cells)),
+                list(map(cache.fragments.__getitem__, cells)))
+
+    def _timestamps(self, position: int, cells: list[Any],
+                    suspect: set[int]) -> tuple[list[Any], list[str | None]]:
+        name, prefix = self.names[position], self._prefix[position]
+        required = name in self.spec.required
+        values: list[Any] = []
+        frags: list[str | None] = []
+        for i, cell in enumerate(cells):
+            text = cell.strip() if cell is not None else None
+            if not text:
+                if required:
+                    suspect.add(i)
+                values.append(None)
+                frags.append(None)
+                continue
+            try:
+                value = _timestamp(text, name)
+            except RowError:
+                suspect.add(i)
+                values.append(None)
+                frags.append(None)
+                continue
+            values.append(value)
+            frags.append(f"{prefix}{value!r})")
+        return values, frags
+
+    def _parse(self, position: int, parse: Parser,
+               cell: str | None) -> tuple[Any, str | None, bool]:
+        """(typed value, row-hash fragment, whether the parser rejects it) of one cell."""
+        text = cell.strip() if cell is not None else None
+        if not text:
+            return None, None, False
+        try:
+            value = parse(text, self.names[position])
+        except RowError:
+            return None, None, True
+        return value, f"{self._prefix[position]}{value!r})", False
+
+    def _extra(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        """The row's cells outside the contract, as :func:`validate_row` keeps them."""
+        columns = self.spec.columns
+        return {str(k): str(v) for k, v in raw.items()
+                if k not in columns and not k.startswith("__") and v not in (None, "")}
+
+    @staticmethod
+    def _extra_text(extra: dict[str, str]) -> str:
+        return ", ".join(f"({k!r}, {v!r})" for k, v in sorted(extra.items())) if extra else ""
+
+    def _reference(self, raws: Sequence[Mapping[str, Any]], suspects: list[int],
+                   chunk: ValidChunk) -> None:
+        """The rows the fast path doubted, through :func:`validate_row`."""
+        late: list[tuple[int, str, str, str, tuple[Any, ...], dict[str, str]]] = []
+        for i in suspects:
+            try:
+                row = validate_row(self.spec, raws[i], self.profile)
+            except RowError as exc:
+                # without its traceback, whose frames would hold the whole chunk in a cycle
+                chunk.rejected.append((i, exc.with_traceback(None)))
+                continue
+            late.append((i, row.key, row.version, row_hash(row),
+                         tuple(row.values.get(c) for c in self.columns), row.extra))
+        if not late:
+            return
+        merged = sorted([*zip(chunk.index, chunk.keys, chunk.versions, chunk.hashes,
+                              chunk.values, chunk.extra, strict=True), *late],
+                        key=lambda r: r[0])
+        chunk.index, chunk.keys, chunk.versions, chunk.hashes, chunk.values, chunk.extra = (
+            list(c) for c in zip(*merged, strict=True))

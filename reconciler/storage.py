@@ -12,6 +12,7 @@ Each stage owns its tables:
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Dialect,
     Engine,
     Float,
     ForeignKey,
@@ -36,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.types import TypeEngine
 
 metadata = MetaData(
     naming_convention={
@@ -228,7 +231,6 @@ leases = Table(
     Column("expires_at", TZ, nullable=False),
 )
 
-
 # The scheduler (``reconciler/lease.py``, ``reconciler/daemon.py``): the lease that makes one
 # replica the leader, and a row per connector pull the leader ran (``reconciler status``).
 scheduler_lease = Table(
@@ -259,32 +261,75 @@ pull_runs = Table(
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows with the same keys, the fast way each database offers.
-
-    PostgreSQL: ``COPY … FROM STDIN`` on the connection's own transaction. SQLite: one raw
-    ``executemany`` with SQLAlchemy's own bind processors applied, so values are stored
-    exactly as a Core insert would store them — without its per-row parameter building,
-    which costs more than the insert itself.
-    """
+    """Insert many rows with the same keys: :func:`insert_rows` for dictionaries."""
     if not rows:
         return
     columns = list(rows[0])
+    insert_columns(conn, table, columns, [[row[c] for row in rows] for c in columns])
+
+
+def insert_rows(conn: Connection, table: Table, columns: list[str],
+                rows: list[tuple[Any, ...]] | list[list[Any]]) -> None:
+    """Insert many rows given as sequences of values in ``columns`` order."""
+    if rows:
+        insert_columns(conn, table, columns, [list(c) for c in zip(*rows, strict=True)])
+
+
+def insert_columns(conn: Connection, table: Table, columns: list[str],
+                   values: list[list[Any]]) -> None:
+    """Insert rows given column by column (``values[j]`` holds column ``columns[j]``), the
+    fast way each database offers.
+
+    PostgreSQL: ``COPY … FROM STDIN`` on the connection's own transaction. SQLite: one raw
+    ``executemany`` with SQLAlchemy's own bind processors applied column by column, so
+    values are stored exactly as a Core insert would store them — without its per-row
+    parameter building, which costs more than the insert itself.
+    """
+    if not values or not values[0]:
+        return
     names = ", ".join(columns)
     if conn.dialect.name == "postgresql":
         from psycopg.types.json import Json
 
-        json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+        values = [[Json(v) if v is not None else None for v in cells]
+                  if isinstance(table.c[c].type, JSON) else cells
+                  for c, cells in zip(columns, values, strict=True)]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None
-                                else row[c] for c in columns])
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
         return
-    processors = [table.c[c].type.bind_processor(conn.dialect) for c in columns]
-    data = [tuple(p(row[c]) if p else row[c] for c, p in zip(columns, processors, strict=True))
-            for row in rows]
+    processed = [_bind(table.c[c].type, conn.dialect, cells)
+                 for c, cells in zip(columns, values, strict=True)]
     marks = ", ".join("?" * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", data)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+                         list(zip(*processed, strict=True)))
+
+
+def _bind(kind: TypeEngine[Any], dialect: Dialect, cells: list[Any]) -> list[Any]:
+    """``kind``'s bind processor over a column of values (on SQLite, dates then go through
+    the driver's own adapter here, once per distinct date, instead of once per row)."""
+    process = kind.bind_processor(dialect)
+    if process is None and type(kind) is Date and dialect.name == "sqlite":
+        done = {v: _sqlite_adapted(v) for v in set(cells)}
+        return list(map(done.__getitem__, cells))
+    if process is None:
+        return cells
+    if type(kind) in (Date, Boolean):
+        # few distinct values: process each once (not datetimes: equal instants in two
+        # zones are equal keys but are stored as different text)
+        done = {v: process(v) for v in set(cells)}
+        return list(map(done.__getitem__, cells))
+    if isinstance(kind, JSON):
+        null = process(None)
+        return [null if v is None else process(v) for v in cells]
+    return list(map(process, cells))
+
+
+def _sqlite_adapted(value: Any) -> Any:
+    """What the sqlite3 driver would bind for ``value``: its registered adapter's result."""
+    adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+    return adapt(value) if adapt is not None else value
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reconciler.identity.normalize import parse_birth_date
@@ -53,24 +54,61 @@ def _iso(value: object) -> str | None:
     return d.isoformat() if d else None
 
 
+_NO_DAY = np.iinfo(np.int64).min  # _ordinals: no date
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _ordinals(values: pd.Series) -> np.ndarray:
+    """``_d(v).toordinal()`` of every value, ``_NO_DAY`` where ``_d`` gives None — in numpy
+    for a datetime64 column, value by value otherwise."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)  # _d reads the wall-clock date
+    if values.dtype.kind == "M":
+        days = values.to_numpy().astype("datetime64[D]")
+        out = days.astype(np.int64) + _EPOCH
+        out[np.isnat(days)] = _NO_DAY
+        return np.asarray(out, dtype=np.int64)
+    return np.array([d.toordinal() if (d := _d(v)) is not None else _NO_DAY for v in values],
+                    dtype=np.int64)
+
+
+def _by_pair(rows: pd.DataFrame, evidence: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``rows`` (order kept) with ``columns`` of the evidence row of the same (person_id,
+    employer_id) — NaN where there is none: a lookup in a dict keyed by the pair."""
+    wanted = evidence[["person_id", "employer_id", *columns]]
+    return rows[["person_id", "employer_id"]].merge(wanted, how="left",
+                                                    on=["person_id", "employer_id"])
+
+
 def _active_engagements(facts: Facts) -> pd.DataFrame:
     e = facts.engagements
     return e[(e["status"] == "ACTIVE") & e["person_id"].notna()]
 
 
 def _wrong_employer_pairs(facts: Facts) -> dict[str, tuple[set[str], set[str]]]:
-    """person -> (registered employers without current evidence, working employers)."""
+    """person -> (registered employers without current evidence, working employers), in the
+    order the persons first appear among the active engagements."""
     ev = facts.evidence
     current = ev[ev["current"]]
-    working = _sets(current["person_id"], current["employer_id"])
     active = _active_engagements(facts)
+    working_pairs = pd.MultiIndex.from_arrays([current["person_id"], current["employer_id"]])
+    idle = ~pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]]).isin(
+        working_pairs)
+    # only a person with an idle registration and current work somewhere can qualify
+    maybe = active["person_id"][idle & active["person_id"].isin(current["person_id"]).to_numpy()]
+    if maybe.empty:
+        return {}
+    suspects = set(maybe)
+    active = active[active["person_id"].isin(suspects)]
+    current = current[current["person_id"].isin(suspects)]
+    working = _sets(current["person_id"], current["employer_id"])
     registered = _sets(active["person_id"], active["employer_id"])
     out: dict[str, tuple[set[str], set[str]]] = {}
     for person, regs in registered.items():
         works = working.get(person, set())
-        idle = {a for a in regs if a not in works}  # registered, no current evidence there
-        if idle and works:
-            out[str(person)] = (idle, works)
+        idle_at = {a for a in regs if a not in works}  # registered, no current evidence there
+        if idle_at and works:
+            out[str(person)] = (idle_at, works)
     return out
 
 
@@ -103,15 +141,18 @@ def missing_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     with E. The ``wrong_employer`` exception is applied by precedence, not here."""
     grace = timedelta(days=int(params.get("grace_days", 30)))
     ev = facts.evidence
-    registered = set(zip(*[_active_engagements(facts)[c] for c in ("person_id", "employer_id")],
-                         strict=True))
-    cand = ev[ev["current"] & ev["started"].notna()]
+    active = _active_engagements(facts)
+    registered = pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]])
+    cutoff = (facts.as_of - grace).toordinal()
+    start_day = _ordinals(ev["started"])
+    cand = ev[ev["current"].to_numpy(dtype=bool) & (start_day != _NO_DAY)
+              & (start_day < cutoff)]
+    cand = cand[~pd.MultiIndex.from_arrays([cand["person_id"], cand["employer_id"]]).isin(
+        registered)]  # no ACTIVE engagement with E
     hits: list[Hit] = []
     for row in cand.itertuples(index=False):
         started = _d(row.started)
         if started is None or started >= facts.as_of - grace:
-            continue
-        if (row.person_id, row.employer_id) in registered:
             continue
         sources = [f for f, flag in (("contracts", row.contract_current),
                                      ("permits", row.permit_current),
@@ -135,15 +176,21 @@ def late_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     e = facts.engagements
     e = e[e["person_id"].notna() & e["registered_on"].notna()
           & (e["registered_by"] != "reconciler")]
-    ev = facts.evidence.set_index(["person_id", "employer_id"])
-    starts = ev["contract_start_any"].where(
-        ev["contract_start_any"].notna(), ev["payroll_first"]).to_dict()
-    firsts = ev["payroll_first"].to_dict()
+    ev = facts.evidence.assign(start_any=facts.evidence["contract_start_any"].where(
+        facts.evidence["contract_start_any"].notna(), facts.evidence["payroll_first"]))
+    found = _by_pair(e, ev, ["start_any", "payroll_first"])
+    # prefilter: registered more than grace days after the earliest start the loop can see
+    days = np.stack([_ordinals(e["start_date"]), _ordinals(found["start_any"]),
+                     _ordinals(found["payroll_first"])])
+    earliest = np.where(days == _NO_DAY, np.iinfo(np.int64).max, days).min(axis=0)
+    registered_on = _ordinals(e["registered_on"])
+    late = (earliest != np.iinfo(np.int64).max) & (registered_on != _NO_DAY)
+    late[late] = registered_on[late] - earliest[late] > grace
+    e, found = e[late], found[late]
     hits: list[Hit] = []
-    for row in e.itertuples(index=False):
-        candidates = [d for d in (_d(row.start_date), _d(starts.get((row.person_id,
-                                                                     row.employer_id))),
-                                  _d(firsts.get((row.person_id, row.employer_id)))) if d]
+    for row, start_any, first in zip(e.itertuples(index=False), found["start_any"],
+                                     found["payroll_first"], strict=True):
+        candidates = [d for d in (_d(row.start_date), _d(start_any), _d(first)) if d]
         if not candidates:
             continue
         start = min(candidates)
@@ -164,60 +211,96 @@ def wage_underdeclared(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     wage: basic + housing of E's latest payroll line for the person, else of the ACTIVE
     contract with E."""
     tolerance = float(params.get("tolerance", 0.05))
-    ev = facts.evidence.set_index(["person_id", "employer_id"])
-    wages = ev["evidence_wage"].dropna().to_dict()
-    wage_source = ev["evidence_wage_source"].to_dict()
+    active = _active_engagements(facts)
+    found = _by_pair(active, facts.evidence, ["evidence_wage", "evidence_wage_source"])
+    has_wage = found["evidence_wage"].notna().to_numpy()
+    active, found = active[has_wage], found[has_wage]
     hits: list[Hit] = []
-    for row in _active_engagements(facts).itertuples(index=False):
-        pair = (row.person_id, row.employer_id)
-        evidence_wage = wages.get(pair)
+    for row, evidence_wage, source in zip(active.itertuples(index=False),
+                                          found["evidence_wage"].tolist(),
+                                          found["evidence_wage_source"], strict=True):
         declared = _num(row.contributory_wage)
-        if evidence_wage is None or declared is None or evidence_wage <= 0:
+        if declared is None or evidence_wage <= 0:
             continue
         if declared < (1 - tolerance) * evidence_wage:
             hits.append(Hit("wage_underdeclared", row.person_id, row.employer_id, {
                 "declared": declared, "evidence_wage": float(evidence_wage),
-                "evidence_wage_source": wage_source.get(pair),
+                "evidence_wage_source": source,
                 "shortfall": round(float(evidence_wage) - declared, 2),
                 "engagement_id": row.engagement_id,
             }, evidence=[("registry", str(row.engagement_id))]))
     return hits
 
 
+_IDENTITY_COLUMNS = ("date_of_birth", "nationality", "sex")
+_IDENTITY_FEEDS = ("contracts", "permits")
+
+
 @check
 def identity_mismatch(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     """The registry's date of birth, nationality or sex differs from a value on which
     ``min_sources`` or more partner *feeds* agree (two contracts are one source). A year-only
-    or otherwise compatible registry date is not a difference."""
+    or otherwise compatible registry date is not a difference. Where several agreed values
+    differ, the one the partners stated last (first seen latest) is named."""
     need = int(params.get("min_sources", 2))
-    sources: dict[str, dict[str, dict[str, set[str]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(set)))
-    for feed, frame in (("contracts", facts.contracts), ("permits", facts.permits)):
-        for col in ("date_of_birth", "nationality", "sex"):
-            sub = frame[["person_id", col]].dropna()
-            for person, value in zip(sub["person_id"], sub[col], strict=True):
-                sources[person][col][str(value)].add(feed)
-    current = _current_employer(facts)
-    hits: list[Hit] = []
+    agreed = _agreed_values(facts, need)
     reg = facts.contributors[facts.contributors["person_id"].notna()]
-    for row in reg.itertuples(index=False):
-        person_sources = sources.get(row.person_id)
-        if not person_sources:
-            continue
-        diffs: dict[str, dict[str, str]] = {}
-        for col in ("date_of_birth", "nationality", "sex"):
-            registry_value = getattr(row, col)
-            if registry_value is None or registry_value != registry_value:
-                continue
-            for value, feeds in person_sources[col].items():
-                if len(feeds) >= need and not _same(col, str(registry_value), value):
-                    diffs[col] = {"registry": str(registry_value), "partners": value,
-                                  "sources": ",".join(sorted(feeds))}
-        if diffs:
-            hits.append(Hit("identity_mismatch", row.person_id, current.get(row.person_id),
-                            {"contributor_id": row.contributor_id, "differences": diffs},
-                            evidence=[("registry", str(row.contributor_id))]))
+    if agreed.empty or reg.empty:
+        return []
+    asked = []
+    position = np.arange(len(reg))
+    for col in _IDENTITY_COLUMNS:
+        known = reg[col].notna().to_numpy()
+        asked.append(pd.DataFrame({"r": position[known],
+                                   "person_id": reg["person_id"].to_numpy()[known],
+                                   "col": col,
+                                   "registry": reg[col][known].astype(str).to_numpy()}))
+    pairs = pd.concat(asked, ignore_index=True).merge(agreed, on=["person_id", "col"])
+    same = (pairs["registry"] == pairs["value"]).to_numpy()
+    for i in np.flatnonzero(~same & (pairs["col"] == "date_of_birth").to_numpy()):
+        same[i] = _same("date_of_birth", pairs["registry"].iat[i], pairs["value"].iat[i])
+    differ = (pairs[~same].sort_values("first", kind="stable")
+              .drop_duplicates(["r", "col"], keep="last"))
+    found: dict[int, dict[str, dict[str, str]]] = defaultdict(dict)
+    rank = {col: i for i, col in enumerate(_IDENTITY_COLUMNS)}
+    for r, col, registry, value, feeds in sorted(
+            zip(differ["r"].tolist(), differ["col"], differ["registry"], differ["value"],
+                differ["feeds"], strict=True), key=lambda d: (d[0], rank[d[1]])):
+        found[r][col] = {"registry": registry, "partners": value, "sources": feeds}
+    current = _current_employer(facts)
+    persons, contributor_ids = reg["person_id"].tolist(), reg["contributor_id"].tolist()
+    hits = [Hit("identity_mismatch", persons[r], current.get(persons[r]),
+                {"contributor_id": contributor_ids[r], "differences": diffs},
+                evidence=[("registry", str(contributor_ids[r]))])
+            for r, diffs in sorted(found.items())]
     return _one_per_person(hits)
+
+
+def _agreed_values(facts: Facts, need: int) -> pd.DataFrame:
+    """(person_id, col, value) stated by ``need`` or more partner feeds, with ``first`` — the
+    order in which the feeds first state each value of a person's column (contracts before
+    permits, rows in order) — and ``feeds``, their names joined."""
+    blocks = []
+    seen = 0
+    for bit, feed in enumerate(_IDENTITY_FEEDS):
+        frame = getattr(facts, feed)
+        for col in _IDENTITY_COLUMNS:
+            sub = frame[["person_id", col]].dropna()
+            blocks.append(pd.DataFrame({"person_id": sub["person_id"].to_numpy(), "col": col,
+                                        "value": sub[col].astype(str).to_numpy(),
+                                        "feed": 1 << bit,
+                                        "first": np.arange(seen, seen + len(sub))}))
+            seen += len(sub)
+    said = pd.concat(blocks, ignore_index=True).drop_duplicates(
+        ["person_id", "col", "value", "feed"])
+    agreed = said.groupby(["person_id", "col", "value"], sort=False).agg(
+        first=("first", "min"), feeds=("feed", "sum"), n=("feed", "size"))
+    agreed = agreed[agreed["n"] >= need].reset_index()
+    names = {mask: ",".join(sorted(f for bit, f in enumerate(_IDENTITY_FEEDS)
+                                   if mask & (1 << bit)))
+             for mask in range(1 << len(_IDENTITY_FEEDS))}
+    agreed["feeds"] = agreed["feeds"].map(names)
+    return agreed
 
 
 def _same(col: str, registry_value: str, partner_value: str) -> bool:
@@ -263,18 +346,18 @@ def stale_engagement(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     cutoff = facts.as_of - timedelta(days=int(params.get("termination_days", 30)))
     n_periods = int(params.get("payroll_periods", 2))
     last = facts.payroll_periods[:n_periods]
-    ev = facts.evidence
-    pairs = list(zip(ev["person_id"], ev["employer_id"], strict=True))
-    info = dict(zip(pairs, zip(ev["current"], ev["terminated_end"], ev["permit_ended"],
-                               strict=True), strict=True))
+    active = _active_engagements(facts)
+    found = _by_pair(active, facts.evidence, ["current", "terminated_end", "permit_ended"])
+    idle = ~found["current"].eq(True).to_numpy()  # current evidence at E: never stale
+    active, found = active[idle], found[idle]
     pay = facts.payroll
-    paid = _sets(zip(pay["person_id"], pay["employer_id"], strict=True), pay["period"])
+    recent = pay[pay["period"].isin(last)]
+    paid_recently = set(zip(recent["person_id"], recent["employer_id"], strict=True))
     hits: list[Hit] = []
-    for row in _active_engagements(facts).itertuples(index=False):
+    for row, terminated_end, permit_ended in zip(active.itertuples(index=False),
+                                                 found["terminated_end"],
+                                                 found["permit_ended"].eq(True), strict=True):
         pair = (row.person_id, row.employer_id)
-        current, terminated_end, permit_ended = info.get(pair, (False, None, False))
-        if current:
-            continue
         terminated = _d(terminated_end)
         reasons: list[str] = []
         if terminated is not None and terminated < cutoff:
@@ -283,7 +366,7 @@ def stale_engagement(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
             reasons.append("permit cancelled or final exit")
         filed = facts.filed.get(str(row.employer_id), frozenset())
         if (len(last) == n_periods and all(p in filed for p in last)
-                and not (paid.get(pair, set()) & set(last))):
+                and pair not in paid_recently):
             reasons.append(f"payroll filed for {', '.join(last)} without the person")
         if reasons:
             hits.append(Hit("stale_engagement", row.person_id, row.employer_id,
@@ -297,13 +380,14 @@ def ghost_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     """An ACTIVE engagement registered more than ``grace_days`` ago while no feed has any
     record of the person with E (no contract of any status, no permit, no payroll line)."""
     cutoff = facts.as_of - timedelta(days=int(params.get("grace_days", 30)))
-    seen = set(zip(facts.evidence["person_id"], facts.evidence["employer_id"], strict=True))
+    ev = facts.evidence
+    active = _active_engagements(facts)
+    seen = pd.MultiIndex.from_arrays([ev["person_id"], ev["employer_id"]])
+    unseen = ~pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]]).isin(seen)
     hits: list[Hit] = []
-    for row in _active_engagements(facts).itertuples(index=False):
+    for row in active[unseen].itertuples(index=False):
         registered = _d(row.registered_on)
         if registered is None or registered >= cutoff:
-            continue
-        if (row.person_id, row.employer_id) in seen:
             continue
         hits.append(Hit("ghost_registration", row.person_id, row.employer_id,
                         {"registered_on": registered.isoformat(),
@@ -316,6 +400,7 @@ def ghost_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
 def duplicate_contributor(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     """Two or more contributor records resolved to one person."""
     reg = facts.contributors[facts.contributors["person_id"].notna()]
+    reg = reg[reg["person_id"].duplicated(keep=False)]  # a person with one record: no hit
     hits: list[Hit] = []
     for person, ids in _sets(reg["person_id"], reg["contributor_id"]).items():
         if len(ids) > 1:

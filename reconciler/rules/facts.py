@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 EVIDENCE_FEEDS = ("contracts", "permits", "payroll")
@@ -57,36 +58,45 @@ def build_facts(as_of: date, contracts: pd.DataFrame, permits: pd.DataFrame,
     pay["wage"] = pay["basic_wage"].fillna(0) + pay["housing_allowance"].fillna(0)
     pay["current"] = pay["period"] == newest
     pay["period_start"] = _period_start(pay["period"])
-    keys = ["person_id", "employer_id"]
+    # One integer per (person, employer) pair, numbered in the pairs' sorted order: every
+    # summary groups by it — a sort of integers, not of strings, each time — and the
+    # evidence gets its (person_id, employer_id) index back at the end. -1: no pair.
+    (c_pair, p_pair, pay_pair), people, employers = _pair_codes(c, p, pay)
+    cp, pp, payp = c.assign(_pair=c_pair), p.assign(_pair=p_pair), pay.assign(_pair=pay_pair)
 
-    active = c[c["status"] == "ACTIVE"]
-    latest_active = active.sort_values("updated_at").groupby(keys).tail(1).set_index(keys)
-    contract_summary = c.groupby(keys).agg(
+    def paired(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["_pair"].to_numpy() >= 0]
+
+    active = cp[cp["status"] == "ACTIVE"]
+    latest_active = paired(active.sort_values("updated_at")).groupby("_pair").tail(1) \
+        .set_index("_pair")
+    active = paired(active)
+    contract_summary = paired(cp).groupby("_pair").agg(
         contract_any=("key", "size"),
         contract_current=("current", "any"),
         contract_start_any=("start_date", "min"),
     )
-    contract_summary["contract_start_active"] = active.groupby(keys)["start_date"].min()
+    contract_summary["contract_start_active"] = active.groupby("_pair")["start_date"].min()
     contract_summary["contract_wage"] = latest_active["wage"]
     contract_summary["contract_key"] = latest_active["key"]
-    terminated = c[(c["status"] == "TERMINATED") & c["end_date"].notna()]
-    contract_summary["terminated_end"] = terminated.groupby(keys)["end_date"].max()
+    terminated = paired(cp[(cp["status"] == "TERMINATED") & cp["end_date"].notna()])
+    contract_summary["terminated_end"] = terminated.groupby("_pair")["end_date"].max()
 
-    permit_summary = p.groupby(keys).agg(
+    permit_summary = paired(pp).groupby("_pair").agg(
         permit_any=("key", "size"),
         permit_current=("current", "any"),
         permit_issue=("issue_date", "min"),
     )
-    ended = p[p["status"].isin(["CANCELLED", "FINAL_EXIT"])]
-    permit_summary["permit_ended"] = ended.groupby(keys)["key"].size() > 0
+    ended = paired(pp[pp["status"].isin(["CANCELLED", "FINAL_EXIT"])])
+    permit_summary["permit_ended"] = ended.groupby("_pair")["key"].size() > 0
 
-    pay_sorted = pay.sort_values("period")
-    payroll_summary = pay_sorted.groupby(keys).agg(
+    pay_sorted = paired(payp.sort_values("period"))
+    payroll_summary = pay_sorted.groupby("_pair").agg(
         payroll_any=("key", "size"),
         payroll_current=("current", "any"),
         payroll_first=("period_start", "min"),
     )
-    last_line = pay_sorted.groupby(keys).tail(1).set_index(keys)
+    last_line = pay_sorted.groupby("_pair").tail(1).set_index("_pair")
     payroll_summary["payroll_wage"] = last_line["wage"]
     payroll_summary["payroll_key"] = last_line["key"]
 
@@ -106,7 +116,30 @@ def build_facts(as_of: date, contracts: pd.DataFrame, permits: pd.DataFrame,
                                                    ev["contract_wage"])
     ev["evidence_wage_source"] = ev["payroll_wage"].notna().map(
         {True: "payroll", False: "contract"})
-    filed = {str(e): frozenset(s) for e, s in pay.groupby("employer_id")["period"]}
+    filed_sets: dict[str, set[str]] = {}
+    pairs = pay[["employer_id", "period"]].dropna(subset=["employer_id"]).drop_duplicates()
+    for employer, period in zip(pairs["employer_id"], pairs["period"], strict=True):
+        filed_sets.setdefault(str(employer), set()).add(period)
+    filed = {e: frozenset(periods) for e, periods in filed_sets.items()}
+    codes, width = ev.index.to_numpy(dtype=np.int64), max(len(employers), 1)
+    ev.index = pd.MultiIndex.from_arrays(
+        [people.take(codes // width), employers.take(codes % width)],
+        names=["person_id", "employer_id"])
     return Facts(as_of=as_of, contracts=c, permits=p, payroll=pay, contributors=contributors,
                  engagements=engagements, evidence=ev.reset_index(), payroll_periods=periods,
                  filed=filed)
+
+
+def _pair_codes(*frames: pd.DataFrame) -> tuple[list[np.ndarray], pd.Index, pd.Index]:
+    """For each frame, the code of each row's (person_id, employer_id): person rank × number
+    of employers + employer rank, ranks in sorted order (as a groupby sorts its keys), -1
+    where either is missing; and the sorted persons and employers the codes index."""
+    person_codes, people = pd.factorize(
+        pd.concat([f["person_id"] for f in frames], ignore_index=True), sort=True)
+    employer_codes, employers = pd.factorize(
+        pd.concat([f["employer_id"] for f in frames], ignore_index=True), sort=True)
+    width = max(len(employers), 1)
+    codes = np.where((person_codes >= 0) & (employer_codes >= 0),
+                     person_codes.astype(np.int64) * width + employer_codes, -1)
+    bounds = np.cumsum([len(f) for f in frames])[:-1]
+    return list(np.split(codes, bounds)), pd.Index(people), pd.Index(employers)

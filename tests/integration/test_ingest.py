@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -101,3 +102,50 @@ def test_a_failing_delivery_leaves_nothing_behind(engine: Engine, tmp_path: Path
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 0
     assert rows(engine) == []
     assert [s.rows_new for s in pull(engine, tmp_path)] == [2]
+
+
+def test_looking_up_a_chunks_keys_reads_only_those_keys(tmp_path: Path) -> None:
+    # Without statistics SQLite prefers ix_source_records_current (feed, is_current), which
+    # walks every current row of the feed for each chunk: an ingest quadratic in the feed.
+    # SQLite's query plan only (PostgreSQL's planner decides by cost, table by table).
+    from sqlalchemy import event
+
+    from reconciler.migrate import upgrade
+    from reconciler.storage import create_db_engine
+
+    engine = create_db_engine(f"sqlite:///{tmp_path}/plan.db")
+    upgrade(engine)
+
+    from reconciler.ingest import _current_versions
+
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.begin() as conn:
+            assert _current_versions(conn, "contracts", ["C1", "C2"]) == {}
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = [s for s in seen if "record_key" in s[0]]
+    with engine.connect() as conn:
+        plan = " ".join(str(row) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert "ix_source_records_current" not in plan and "record_key=?" in plan
+    engine.dispose()
+
+
+def test_the_current_version_of_each_key_is_found(engine: Engine, tmp_path: Path) -> None:
+    from reconciler.ingest import _current_versions
+
+    (tmp_path / "1.csv").write_text(HEADER + contract("C1", "5000", "2026-10-01T00:00:00Z")
+                                    + contract("C2"))
+    pull(engine, tmp_path)
+    (tmp_path / "2.csv").write_text(HEADER + contract("C1", "5500", "2026-10-15T00:00:00Z"))
+    pull(engine, tmp_path)
+    with engine.connect() as conn:
+        found = _current_versions(conn, "contracts", ["C1", "C2", "C3"])
+    assert sorted(found) == ["C1", "C2"]
+    assert found["C1"][2] == "2026-10-15T00:00:00+00:00"

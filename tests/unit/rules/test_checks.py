@@ -13,6 +13,7 @@ import pandas as pd
 
 from reconciler.config import REPO_CONFIG_DIR
 from reconciler.rules.catalogue import load_catalogue
+from reconciler.rules.checks import CHECKS
 from reconciler.rules.engine import evaluate
 from reconciler.rules.facts import build_facts
 
@@ -168,3 +169,114 @@ def test_one_finding_per_rule_person_and_employer() -> None:
     hits = [(h.rule, h.person_id, h.employer_id) for h in evaluate(CATALOGUE, facts)]
     assert sorted(hits, key=str) == [("duplicate_contributor", "p", None),
                                      ("wage_underdeclared", "p", A)]
+
+
+# -- what the checks put in a finding, where the vectorised lookups meet gaps ---------------
+
+PARAMS = {name: sign.params for name, sign in CATALOGUE.signs.items()}
+
+
+def facts_of(contracts: list | None = None, permits: list | None = None,
+             pay: list | None = None, contributors: list | None = None,
+             engagements: list | None = None) -> Any:
+    def frame(rows: list | None, like: dict[str, Any]) -> pd.DataFrame:
+        return pd.DataFrame(rows) if rows else pd.DataFrame([], columns=list(like))
+
+    return build_facts(AS_OF, frame(contracts, contract("x", A, "2026-01-01")),
+                       frame(permits, permit("x", A)), frame(pay, payroll("x", A, "2026-10")),
+                       frame(contributors, contributor("x")),
+                       frame(engagements, engagement("x", A, "2026-01-01", "2026-01-01")))
+
+
+def run(rule: str, facts: Any) -> list[tuple[str, str | None, dict[str, Any], list]]:
+    return [(h.person_id, h.employer_id, h.details, h.evidence)
+            for h in CHECKS[rule](facts, PARAMS[rule])]
+
+
+def test_stale_at_an_employer_with_no_record_of_the_person_names_only_the_payroll() -> None:
+    # p is registered at A, where no feed has any record of p (no permit to have ended);
+    # A filed 2026-09 and 2026-10 for q only
+    facts = facts_of(pay=[payroll("q", A, "2026-09"), payroll("q", A, "2026-10")],
+                     contributors=[contributor("p")],
+                     engagements=[engagement("p", A, "2024-01-01", "2024-01-02")])
+    assert run("stale_engagement", facts) == [("p", A, {
+        "reasons": ["payroll filed for 2026-10, 2026-09 without the person"],
+        "engagement_id": f"G-p-{A}"}, [("registry", f"G-p-{A}")])]
+    assert run("ghost_registration", facts) == [("p", A, {
+        "registered_on": "2024-01-02", "engagement_id": f"G-p-{A}"}, [("registry", f"G-p-{A}")])]
+
+
+def test_stale_names_every_reason_and_current_evidence_prevents_it() -> None:
+    facts = facts_of(
+        [contract("p", A, "2022-01-01", status="TERMINATED", end="2026-08-31"),
+         contract("r", B, "2022-01-01", status="TERMINATED", end="2026-08-31"),
+         contract("r", B, "2026-09-01")],
+        [permit("p", A, status="CANCELLED")], [],
+        [contributor("p"), contributor("r")],
+        [engagement("p", A, "2022-01-01", "2022-01-02"),
+         engagement("r", B, "2022-01-01", "2022-01-02")])
+    assert run("stale_engagement", facts) == [("p", A, {
+        "reasons": ["contract terminated on 2026-08-31", "permit cancelled or final exit"],
+        "engagement_id": f"G-p-{A}"}, [("registry", f"G-p-{A}")])]
+
+
+def test_wage_needs_an_evidence_wage_and_names_its_source() -> None:
+    facts = facts_of([contract("p", A, "2024-01-01", wage=4000)], [permit("q", B)],
+                     [], [contributor("p"), contributor("q")],
+                     [engagement("p", A, "2024-01-01", "2024-01-02", wage=3000),
+                      engagement("q", B, "2024-01-01", "2024-01-02", wage=10),
+                      engagement("s", B, "2024-01-01", "2024-01-02", wage=10)])
+    assert run("wage_underdeclared", facts) == [("p", A, {
+        "declared": 3000.0, "evidence_wage": 5000.0, "evidence_wage_source": "contract",
+        "shortfall": 2000.0, "engagement_id": f"G-p-{A}"}, [("registry", f"G-p-{A}")])]
+
+
+def test_late_registration_details_and_an_engagement_without_evidence() -> None:
+    facts = facts_of([], [], [payroll("p", A, "2026-01"), payroll("p", A, "2026-10")],
+                     [contributor("p"), contributor("q")],
+                     [engagement("p", A, "2026-03-01", "2026-03-05"),
+                      engagement("q", B, "2026-01-01", "2026-03-05")])
+    assert run("late_registration", facts) == [
+        ("p", A, {"employment_started": "2026-01-01", "registered_on": "2026-03-05",
+                  "days_late": 33, "engagement_id": f"G-p-{A}"}, [("registry", f"G-p-{A}")]),
+        ("q", B, {"employment_started": "2026-01-01", "registered_on": "2026-03-05",
+                  "days_late": 33, "engagement_id": f"G-q-{B}"}, [("registry", f"G-q-{B}")])]
+
+
+def test_identity_mismatch_names_each_field_and_the_value_stated_last() -> None:
+    # both feeds agree on two birth dates for p (contracts state 1990-05-06 first): the
+    # registry's 1991-01-02 differs from both, and the later one is named. The finding is at
+    # A: as many current sources there as at B, and A sorts first.
+    facts = facts_of(
+        [contract("p", A, "2024-01-01", date_of_birth="1990-05-06", nationality="IND"),
+         contract("p", B, "2024-01-01", date_of_birth="1990-06-05", nationality="IND",
+                  sex="M")],
+        [permit("p", A, date_of_birth="1990-06-05", nationality="IND", sex="M"),
+         permit("p", B, date_of_birth="1990-05-06")],
+        [], [contributor("p", date_of_birth="1991-01-02", nationality="PAK", sex="M"),
+             contributor("p", "K2", date_of_birth="1990-05-06", nationality="IND", sex="F")],
+        [engagement("p", A, "2024-01-01", "2024-01-02")])
+    agreed = "contracts,permits"
+    assert run("identity_mismatch", facts) == [("p", A, {
+        "contributor_id": "K-p", "differences": {
+            "date_of_birth": {"registry": "1991-01-02", "partners": "1990-06-05",
+                              "sources": agreed},
+            "nationality": {"registry": "PAK", "partners": "IND", "sources": agreed}},
+        "more": [{"contributor_id": "K2", "differences": {
+            "date_of_birth": {"registry": "1990-05-06", "partners": "1990-06-05",
+                              "sources": agreed},
+            "sex": {"registry": "F", "partners": "M", "sources": agreed}}}]},
+        [("registry", "K-p"), ("registry", "K2")])]
+
+
+def test_day_ordinals_match_the_checks_reading_of_a_date() -> None:
+    from reconciler.rules.checks import _NO_DAY, _d, _ordinals
+
+    values = [date(2026, 1, 31), None, float("nan"), pd.Timestamp("2026-02-01 23:59"),
+              "2026-01-01", pd.NaT, date(1, 1, 1)]
+    want = [d.toordinal() if (d := _d(v)) else _NO_DAY for v in values]
+    assert list(_ordinals(pd.Series(values, dtype=object))) == want
+    stamps = pd.Series([pd.Timestamp("2026-02-01 23:59", tz="Asia/Riyadh"), pd.NaT])
+    assert list(_ordinals(stamps)) == [date(2026, 2, 1).toordinal(), _NO_DAY]
+    assert list(_ordinals(pd.to_datetime(pd.Series(["2026-02-01 06:00", None])))) == [
+        date(2026, 2, 1).toordinal(), _NO_DAY]

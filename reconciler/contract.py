@@ -138,6 +138,9 @@ class FeedSpec:
     version_column: str | None = None  # None: a later delivery supersedes an earlier one
     needs_identifier: bool = False
     column_map: Mapping[str, str] = field(default_factory=dict)  # contract name -> table column
+    # when ``key`` is ``str(row[key_column])``: ChunkValidator then reads the key off that
+    # column instead of calling ``key`` on a dict built for each row
+    key_column: str | None = None
 
 
 IDENTIFIER_COLUMNS: dict[str, Parser] = dict.fromkeys(ALL_KINDS, _text)
@@ -173,6 +176,7 @@ FEED_SPECS: dict[str, FeedSpec] = {
                             "date_of_birth", "start_date", "status", "basic_wage",
                             "updated_at"}),
         key=lambda r: str(r["contract_id"]),
+        key_column="contract_id",
         version_column="updated_at",
         needs_identifier=True,
     ),
@@ -188,6 +192,7 @@ FEED_SPECS: dict[str, FeedSpec] = {
                             "sponsor_id", "issue_date", "expiry_date", "status",
                             "updated_at"}),
         key=lambda r: str(r["residence_id"]),
+        key_column="residence_id",
         version_column="updated_at",
         needs_identifier=True,
         column_map={"sponsor_id": "employer_id"},
@@ -208,6 +213,7 @@ FEED_SPECS: dict[str, FeedSpec] = {
         columns={"contributor_id": _text, **PERSON_COLUMNS},
         required=frozenset({"contributor_id"}),
         key=lambda r: str(r["contributor_id"]),
+        key_column="contributor_id",
         needs_identifier=True,
     ),
     "engagements": FeedSpec(
@@ -220,6 +226,7 @@ FEED_SPECS: dict[str, FeedSpec] = {
         required=frozenset({"engagement_id", "contributor_id", "employer_id", "start_date",
                             "status", "registered_on", "contributory_wage"}),
         key=lambda r: str(r["engagement_id"]),
+        key_column="engagement_id",
     ),
     "employers": FeedSpec(
         name="employers",
@@ -227,6 +234,7 @@ FEED_SPECS: dict[str, FeedSpec] = {
                  "webhook_url": _text},
         required=frozenset({"employer_id"}),
         key=lambda r: str(r["employer_id"]),
+        key_column="employer_id",
     ),
 }
 
@@ -435,6 +443,8 @@ class ChunkValidator:
         version = spec.version_column
         self._version_at = (self.names.index(version) if version is not None
                             and version in spec.columns else None)
+        self._key_at = (self.names.index(spec.key_column) if spec.key_column is not None
+                        else None)
 
     def validate(self, raws: Sequence[Mapping[str, Any]]) -> ValidChunk:
         spec = self.spec
@@ -442,16 +452,12 @@ class ChunkValidator:
         if not n:
             return ValidChunk([], [], [], [], [], [], [])
         suspect = {i for i, raw in enumerate(raws) if "__surplus__" in raw or "__missing__" in raw}
-        try:
-            text = "".join(["".join(raw.values()) for raw in raws])
-        except TypeError:  # a cell that is not text (None from a REST page)
-            text = "".join([v for raw in raws for v in raw.values() if isinstance(v, str)])
-        if _SURROGATE.search(text):
+        grid = self._grid(raws, suspect)
+        if _SURROGATE.search(self._text(raws, grid)):
             suspect.update(i for i, raw in enumerate(raws) if _SURROGATE.search(
                 "".join(v for v in raw.values() if isinstance(v, str))))
         typed: list[Sequence[Any]] = []
         fragments: list[Sequence[str | None]] = []
-        grid = self._grid(raws, suspect)
         stamps: list[Any] = []
         for position, name in enumerate(self.names):
             cells = grid[name] if grid is not None else [raw.get(name) for raw in raws]
@@ -490,8 +496,9 @@ class ChunkValidator:
         if suspect:
             index = [i for i in range(n) if i not in suspect]
             rows, parts, versions = _pick(rows, index), _pick(parts, index), _pick(versions, index)
-        key, names = spec.key, self.names
-        keys = [key(dict(zip(names, row, strict=False))) for row in rows]
+        key, names, key_at = spec.key, self.names, self._key_at
+        keys = ([str(row[key_at]) for row in rows] if key_at is not None
+                else [key(dict(zip(names, row, strict=False))) for row in rows])
         if grid is not None:  # no row has a cell outside the contract
             extra: list[dict[str, str]] = [{}] * len(index)
         else:
@@ -505,6 +512,24 @@ class ChunkValidator:
         if suspect:
             self._reference(raws, sorted(suspect), chunk)
         return chunk
+
+    @staticmethod
+    def _text(raws: Sequence[Mapping[str, Any]], grid: dict[str, list[Any]] | None) -> str:
+        """All the text cells of the chunk's rows, but those of a row ``_grid`` found
+        suspect, in one string (to look for bytes that were not UTF-8 at once); from the
+        grid's columns when there is one — every cell of a sound row is in them."""
+        if grid is not None:
+            parts: list[str] = []
+            for cells in {id(c): c for c in grid.values()}.values():
+                try:
+                    parts.append("".join(cells))
+                except TypeError:  # an absent column, a row that is not sound
+                    parts.append("".join([c for c in cells if isinstance(c, str)]))
+            return "".join(parts)
+        try:
+            return "".join(["".join(raw.values()) for raw in raws])
+        except TypeError:  # a cell that is not text (None from a REST page)
+            return "".join([v for raw in raws for v in raw.values() if isinstance(v, str)])
 
     def _grid(self, raws: Sequence[Mapping[str, Any]],
               suspect: set[int]) -> dict[str, list[Any]] | None:

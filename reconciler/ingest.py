@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -163,17 +164,13 @@ class Ingestor:
             ).returning(deliveries.c.id)
         ).scalar_one()
         validator = ChunkValidator(self.spec, self.profile)  # its caches live one delivery
-        chunk: list[RawRow] = []
+        rows = iter(delivery.rows)
         with _cyclic_gc_paused():
-            for raw in delivery.rows:
-                chunk.append(raw)
-                if len(chunk) >= CHUNK:
-                    self._chunk(conn, delivery_id, delivery.source, chunk, stats, now,
-                                validator)
-                    chunk = []
-                    gc.collect(0)  # the chunk is gone; whatever cycles it made go too
-            if chunk:
+            # a chunk taken in one call, not a row at a time through a Python loop
+            while chunk := list(islice(rows, CHUNK)):
                 self._chunk(conn, delivery_id, delivery.source, chunk, stats, now, validator)
+                del chunk
+                gc.collect(0)  # the chunk is gone; whatever cycles it made go too
         conn.execute(
             update(deliveries).where(deliveries.c.id == delivery_id).values(
                 rows_total=stats.rows_total, rows_new=stats.rows_new,

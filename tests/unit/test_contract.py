@@ -296,3 +296,16 @@ def test_the_vectorised_luhn_is_the_profiles_check() -> None:
 
 def test_a_timestamp_without_a_utc_instant_is_quarantined_not_a_crash() -> None:
     assert "out of range" in reason(updated_at="0001-01-01T00:00:00+01:00")
+
+
+@pytest.mark.parametrize("feed", sorted(FEED_SPECS))
+def test_a_declared_key_column_is_the_key(feed: str) -> None:
+    # ChunkValidator reads the key off key_column instead of calling spec.key
+    spec = FEED_SPECS[feed]
+    if spec.key_column is None:
+        return
+    rng = random.Random(feed)
+    for _ in range(200):
+        values = validate_row(spec, _good_row(feed, rng, DEFAULT_PROFILE), DEFAULT_PROFILE)
+        assert values.key == str(values.values[spec.column_map.get(spec.key_column,
+                                                                   spec.key_column)])

@@ -6,10 +6,16 @@ either way. The weight of each level, a log₂ Bayes factor log₂(m/u), lives i
 :class:`~reconciler.identity.resolve.WeightTable` under ``(comparison name, level)``:
 hand-set for the product, or estimated from the data (``reconciler.identity.training``).
 Grading is vectorised: ``grade(features, i, j)`` takes two arrays of signature indexes
-and returns one level index per pair.
+and returns one level index per pair. The :class:`Features` are arrays too — a column as
+integer codes (equal codes, equal values), a name as a code into the table of distinct
+token tuples — so comparing a pair is comparing integers, and a costly comparison (a
+name's similarity) is computed once per distinct pair of values. An ``expensive``
+comparison is graded last, only for the pairs the others leave able to reach the review
+band.
 
 A **blocking rule** gives each signature its keys; signatures sharing a key are candidate
-pairs (blocks larger than the resolver's ``max_block_size`` are skipped).
+pairs (blocks larger than the resolver's ``max_block_size`` are skipped). A key names its
+block wherever it is computed (the incremental index looks blocks up by key).
 
 A :class:`Configuration` is a list of comparisons, a list of blocking rules and, for a
 link between files known to hold no duplicates, the ``exclusive`` column (a person holds
@@ -37,7 +43,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +51,8 @@ import pandas as pd
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
-from reconciler.identity.normalize import BirthDate, birth_date_agreement, name_similarity
+from reconciler.identity.normalize import name_similarity
+from reconciler.identity.signatures import SigArrays, Table, unique_inverse
 
 IntArray = npt.NDArray[np.int64]
 LevelArray = npt.NDArray[np.int8]
@@ -57,13 +64,17 @@ NO_EVIDENCE = "-"
 
 class Features(Mapping[str, Any]):
     """Per-signature data, each entry computed on first use: the contract's features
-    (``builders``, e.g. name tokens) and any column's values (:meth:`values`). A
-    configuration that compares no names never tokenises one."""
+    (``builders``, e.g. name codes) and any column's values (:meth:`values`) and codes
+    (:meth:`codes`). A configuration that compares no names never tokenises one.
 
-    def __init__(self, sigs: pd.DataFrame,
-                 builders: Mapping[str, Callable[[Features], Any]]) -> None:
+    ``sigs`` is a DataFrame (one row per signature) or the resolver's
+    :class:`~reconciler.identity.signatures.SigArrays`, whose columns are already codes."""
+
+    def __init__(self, sigs: pd.DataFrame | SigArrays,
+                 builders: Mapping[str, Callable[[Features], Any]] | None = None) -> None:
         self.sigs = sigs
-        self._builders = builders
+        self.n = len(sigs)
+        self._builders = builders or {}
         self._cache: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
@@ -79,34 +90,44 @@ class Features(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._builders)
 
+    def _coded(self, column: str) -> tuple[IntArray, ObjectArray]:
+        """The column as codes (-1 where missing: None, NaN or the empty string; equal
+        codes are equal strings) and the value of each code."""
+        key = "coded:" + column
+        if key not in self._cache:
+            sigs = self.sigs
+            if isinstance(sigs, SigArrays):
+                coded = (sigs.codes(column), sigs.table(column).array())
+            else:
+                table = Table()
+                codes = table.encode(sigs[column] if column in sigs.columns else None, self.n)
+                coded = (codes, table.array())
+            self._cache[key] = coded
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def codes(self, column: str) -> IntArray:
+        return self._coded(column)[0]
+
     def values(self, column: str) -> ObjectArray:  # type: ignore[override]
         """The column as an object array of strings, ``None`` where missing (None, NaN
         or the empty string)."""
         key = "values:" + column
         if key not in self._cache:
-            n = len(self.sigs)
-            raw = (self.sigs[column].to_numpy(dtype=object) if column in self.sigs.columns
-                   else np.full(n, None, dtype=object))
-            missing = pd.isna(raw)
-            out = np.empty(n, dtype=object)
-            out[:] = [None if m or v == "" else v if isinstance(v, str) else str(v)
-                      for v, m in zip(raw.tolist(), missing.tolist(), strict=True)]
-            self._cache[key] = out
+            codes, table = self._coded(column)
+            values = np.empty(len(table) + 1, dtype=object)
+            values[:-1] = table
+            self._cache[key] = values[np.where(codes >= 0, codes, len(table))]
         return self._cache[key]  # type: ignore[no-any-return]
 
     def present(self, column: str) -> npt.NDArray[np.bool_]:
-        key = "present:" + column
-        if key not in self._cache:
-            self._cache[key] = np.array([v is not None for v in self.values(column)],
-                                        dtype=bool)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self.codes(column) >= 0
 
     def truthy(self, key: str) -> npt.NDArray[np.bool_]:
         """Which signatures have a non-empty value of the feature ``key``."""
         cache = "truthy:" + key
         if cache not in self._cache:
             self._cache[cache] = np.fromiter((bool(v) for v in self[key]), dtype=bool,
-                                             count=len(self.sigs))
+                                             count=self.n)
         return self._cache[cache]  # type: ignore[no-any-return]
 
 
@@ -123,6 +144,9 @@ class Comparison(ABC):
     levels: tuple[str, ...]
     words: Mapping[str, str]  # level -> how an officer reads it ("name close")
     columns: tuple[str, ...] = ()  # record columns read beyond the contract's
+    # graded last, and only for pairs the cheaper comparisons leave able to reach the
+    # review band (the resolver's bound; grading every pair gives the same links)
+    expensive: ClassVar[bool] = False
 
     @abstractmethod
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
@@ -178,9 +202,9 @@ class ExactMatch(Comparison):
         return (self.column,)
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        values = f.values(self.column)
-        out, both = self._pairs_with_both(f.present(self.column), i, j)
-        same = values[i[both]] == values[j[both]]
+        codes = f.codes(self.column)
+        out, both = self._pairs_with_both(codes >= 0, i, j)
+        same = codes[i[both]] == codes[j[both]]
         if self.disagreement:
             out[both] = np.where(same, 0, 1)
         else:
@@ -209,6 +233,7 @@ class StringSimilarity(Comparison):
     column: str
     thresholds: tuple[float, ...] = (0.92, 0.88, 0.70)
     name: str = ""
+    expensive: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -249,6 +274,7 @@ class EditDistance(Comparison):
     column: str
     thresholds: tuple[int, ...] = (1, 2)
     name: str = ""
+    expensive: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -297,12 +323,10 @@ class IdentifierConflict(Comparison):
         default_factory=lambda: {"conflict": "identifiers differ"})
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        ids = f["ids"]
-        out, both = self._pairs_with_both(f.truthy("ids"), i, j)
-        for k in both.tolist():
-            a, b = ids[i[k]], ids[j[k]]
-            if any(b.get(kind, value) != value for kind, value in a.items()):
-                out[k] = 0
+        valid = f["id_valid"]
+        a, b = valid[i], valid[j]
+        out = np.full(len(i), 1, dtype=np.int8)
+        out[((a >= 0) & (b >= 0) & (a != b)).any(axis=1)] = 0
         return out
 
 
@@ -310,7 +334,8 @@ class IdentifierConflict(Comparison):
 class NameSimilarity(Comparison):
     """The contract's name: :func:`~reconciler.identity.normalize.name_similarity` over the
     name tokens (order-, transliteration- and initial-tolerant) at ``thresholds``, and the
-    term-frequency adjustment when the names are the same."""
+    term-frequency adjustment when the names are the same. Each distinct pair of names is
+    compared once."""
 
     name: str = "name"
     thresholds: tuple[float, ...] = (0.97, 0.90, 0.80, 0.65)
@@ -318,20 +343,33 @@ class NameSimilarity(Comparison):
     words: Mapping[str, str] = field(default_factory=lambda: {
         "same": "name same", "close": "name close", "similar": "name similar",
         "weak": "name weakly similar", "differs": "name differs"})
+    expensive: ClassVar[bool] = True
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        tokens = f["tokens"]
-        out, both = self._pairs_with_both(f.truthy("tokens"), i, j)
-        thresholds = self.thresholds
-        differs = len(thresholds)
-        for k in both.tolist():
-            sim = name_similarity(tokens[i[k]], tokens[j[k]])
-            level = differs
-            for n, t in enumerate(thresholds):
-                if sim >= t:
-                    level = n
-                    break
-            out[k] = level
+        code = f["name_code"]
+        tokens: list[tuple[str, ...]] = f["name_table"].tokens
+        ci, cj = code[i], code[j]
+        out = np.full(len(i), len(self.levels) - 1, dtype=np.int8)
+        both = np.flatnonzero((ci >= 0) & (cj >= 0))
+        a, b = ci[both], cj[both]
+        same = a == b
+        out[both[same]] = 0
+        rest = both[~same]
+        if len(rest):
+            width = len(tokens) + 1
+            pairs, inverse = unique_inverse(a[~same] * width + b[~same])
+            thresholds = self.thresholds
+            differs = len(thresholds)
+            graded = np.empty(len(pairs), dtype=np.int8)
+            for k, pair in enumerate(pairs.tolist()):
+                sim = name_similarity(tokens[pair // width], tokens[pair % width])
+                level = differs
+                for n, t in enumerate(thresholds):
+                    if sim >= t:
+                        level = n
+                        break
+                graded[k] = level
+            out[rest] = graded[inverse.reshape(-1)]
         return out
 
     def term_frequency(self, f: Features, i: IntArray, j: IntArray,
@@ -354,17 +392,17 @@ class BirthDateAgreement(Comparison):
         "differs": "birth date differs"})
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        dobs = f["dob"]
-        out, both = self._pairs_with_both(f.truthy("dob"), i, j)
-        index = {"swapped": 2, "year": 3, "mismatch": 4}
-        for k in both.tolist():
-            di: BirthDate = dobs[i[k]]
-            agreement = birth_date_agreement(di, dobs[j[k]])
-            if agreement == "exact":
-                out[k] = 1 if di.is_low_information else 0
-            elif agreement != "unknown":
-                out[k] = index[agreement]
-        return out
+        # birth_date_agreement over arrays: unknown, then year, precision, exact, swapped
+        year, month, day, low = f["dob_year"], f["dob_month"], f["dob_day"], f["dob_low"]
+        yi, yj = year[i], year[j]
+        mi, mj, di, dj = month[i], month[j], day[i], day[j]
+        year_only = (mi == 0) | (mj == 0)
+        exact = ~year_only & (mi == mj) & (di == dj)
+        swapped = ~year_only & ~exact & (mi == dj) & (di == mj)
+        graded = np.where(yi != yj, 4, np.where(year_only, 3, np.where(
+            exact, np.where(low[i], 1, 0), np.where(swapped, 2, np.where(
+                low[i] | low[j], 3, 4)))))
+        return np.where((yi >= 0) & (yj >= 0), graded, 5).astype(np.int8)
 
 
 @dataclass(frozen=True)
@@ -377,17 +415,17 @@ class IdentifierTypo(Comparison):
         "one_keystroke": "identifier one keystroke apart (a typo)"})
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        raw, ids = f["raw_ids"], f["ids"]
-        out, both = self._pairs_with_both(f.truthy("raw_ids"), i, j)
-        for k in both.tolist():
-            raw_i, raw_j = raw[i[k]], raw[j[k]]
-            ids_i, ids_j = ids[i[k]], ids[j[k]]
-            for kind, value in raw_i.items():
-                other = raw_j.get(kind)
-                if other and other != value and (kind not in ids_i or kind not in ids_j) \
-                        and one_keystroke_apart(value, other):
-                    out[k] = 0
-                    break
+        raw, valid = f["id_raw"], f["id_valid"]
+        strings: list[ObjectArray] = f["id_strings"]
+        out = np.full(len(i), 1, dtype=np.int8)
+        for k in range(raw.shape[1]):
+            ri, rj = raw[i, k], raw[j, k]
+            maybe = (ri >= 0) & (rj >= 0) & (ri != rj) & ((valid[i, k] < 0)
+                                                          | (valid[j, k] < 0)) & (out == 1)
+            values = strings[k]
+            for p in np.flatnonzero(maybe).tolist():
+                if one_keystroke_apart(values[ri[p]], values[rj[p]]):
+                    out[p] = 0
         return out
 
 
@@ -400,11 +438,26 @@ class SharedEmployer(Comparison):
     words: Mapping[str, str] = field(default_factory=lambda: {"same": "same employer"})
 
     def grade(self, f: Features, i: IntArray, j: IntArray) -> LevelArray:
-        employers = f["employers"]
-        out, both = self._pairs_with_both(f.truthy("employers"), i, j)
-        for k in both.tolist():
-            if employers[i[k]] & employers[j[k]]:
-                out[k] = 0
+        ptr, employer = f["employer_ptr"], f["employer_code"]
+        out = np.full(len(i), 1, dtype=np.int8)
+        count = ptr[1:] - ptr[:-1]
+        both = np.flatnonzero((count[i] > 0) & (count[j] > 0))
+        if not len(both):
+            return out
+        # every (pair, employer of its first side), looked up among (signature, employer)
+        width = int(employer.max()) + 1
+        owner = np.repeat(np.arange(len(count)), count)
+        held = owner * width + employer  # sorted: by signature, then employer
+        sizes = count[i[both]]
+        pair = np.repeat(both, sizes)
+        starts = ptr[i[both]]
+        ends = np.cumsum(sizes)
+        position = np.repeat(starts - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+        wanted = j[pair] * width + employer[position]
+        found = np.searchsorted(held, wanted)
+        hit = found < len(held)
+        hit[hit] = held[found[hit]] == wanted[hit]
+        out[pair[hit]] = 0
         return out
 
 
@@ -424,18 +477,25 @@ def one_keystroke_apart(a: str, b: str) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+Keys = IntArray | list[str]
+
+
 class BlockingRule(ABC):
-    """Gives signatures keys; two signatures sharing a key are a candidate pair."""
+    """Gives signatures keys; two signatures sharing a key are a candidate pair.
+
+    A key names its block wherever it is computed: strings, or integers made of the codes
+    of the features' tables (stable for as long as the tables live) — the incremental
+    index keeps the blocks of every signature it holds and looks new ones up by key."""
 
     columns: tuple[str, ...] = ()
 
     @abstractmethod
-    def keys(self, f: Features) -> tuple[IntArray, list[str]]:
+    def keys(self, f: Features) -> tuple[IntArray, Keys]:
         """Parallel lists: a signature index and one of its keys, for every key."""
 
-    @abstractmethod
     def row_keys(self, row: Mapping[str, object]) -> list[str]:
-        """The keys of one record (the incremental index's view)."""
+        """The keys of one record, as strings."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -456,7 +516,7 @@ class BlockOn(BlockingRule):
         parts = sorted(str(v) for v in values) if self.unordered else [str(v) for v in values]
         return self.prefix + "\x1f".join(parts)
 
-    def keys(self, f: Features) -> tuple[IntArray, list[str]]:
+    def keys(self, f: Features) -> tuple[IntArray, Keys]:
         present = np.logical_and.reduce([f.present(c) for c in self.columns])
         sig = np.flatnonzero(present)
         parts = [f.values(c)[sig] for c in self.columns]
@@ -481,30 +541,57 @@ class BlockOn(BlockingRule):
         return [key] if key else []
 
 
-def block_pairs(sig: IntArray, keys: list[str], max_block_size: int, n: int) -> IntArray:
+def block_pairs(sig: IntArray, keys: Keys | npt.NDArray[Any], max_block_size: int,
+                n: int) -> IntArray:
     """Every pair of signatures sharing a key, from blocks of 2 to ``max_block_size``
     members, as codes ``lo * n + hi`` (``lo < hi``) — unsorted, possibly repeated."""
-    if not keys:
-        return np.empty(0, dtype=np.int64)
-    codes = pd.factorize(np.asarray(keys, dtype=object), sort=False)[0]
-    order = np.lexsort((sig, codes))
-    code_s, sig_s = codes[order], sig[order]
+    parts = list(iter_block_pairs(sig, keys, max_block_size, n))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def iter_block_pairs(sig: IntArray, keys: Keys | npt.NDArray[Any], max_block_size: int,
+                     n: int, chunk: int = 1 << 22,
+                     group: IntArray | None = None) -> Iterator[IntArray]:
+    """:func:`block_pairs` in pieces of about ``chunk`` pairs. With ``group`` (a group per
+    signature), pairs of one group are left out — a national run's blocks hold tens of
+    millions of pairs of one person's signatures, already one identifier cluster."""
+    if not len(keys):
+        return
+    values = keys if isinstance(keys, np.ndarray) else np.asarray(keys, dtype=object)
+    codes = pd.factorize(values, sort=False)[0]
+    groups = group[sig] if group is not None else sig
+    order = np.lexsort((sig, groups, codes))
+    code_s, sig_s, group_s = codes[order], sig[order], groups[order]
     starts = np.flatnonzero(np.r_[True, code_s[1:] != code_s[:-1]])
     sizes = np.diff(np.r_[starts, len(code_s)])
     keep = (sizes >= 2) & (sizes <= max_block_size)
-    block_of = np.repeat(np.arange(len(starts)), sizes)
-    member = np.flatnonzero(keep[block_of])
-    if not len(member):
-        return np.empty(0, dtype=np.int64)
-    # every member pairs with the members after it in its block
-    partners = (starts + sizes)[block_of[member]] - member - 1
-    left = np.repeat(member, partners)
-    offsets = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
-    a, b = sig_s[left], sig_s[left + offsets + 1]
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    distinct = lo != hi
-    pair_codes: IntArray = (lo[distinct] * n + hi[distinct]).astype(np.int64)
-    return pair_codes
+    starts, sizes = starts[keep], sizes[keep]
+    if not len(starts):
+        return
+    # the end of each member's run of one group within its block
+    member_all = np.repeat(starts, sizes) + (np.arange(int(sizes.sum()))
+                                             - np.repeat(np.cumsum(sizes) - sizes, sizes))
+    block_end = np.repeat(starts + sizes, sizes)
+    run_break = np.r_[(code_s[1:] != code_s[:-1]) | (group_s[1:] != group_s[:-1]), True]
+    run_end_at = np.flatnonzero(run_break) + 1  # positions just past each run
+    run_end = run_end_at[np.searchsorted(run_end_at, member_all, side="right")]
+    partners_all = block_end - run_end
+    total = np.cumsum(partners_all)
+    first = 0
+    while first < len(member_all):
+        done = int(total[first - 1]) if first else 0
+        last = max(int(np.searchsorted(total, done + chunk, side="right")), first + 1)
+        member, partners = member_all[first:last], partners_all[first:last]
+        after = run_end[first:last]
+        first = last
+        # every member pairs with the members of other groups after it in its block
+        left = np.repeat(member, partners)
+        offsets = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+        a, b = sig_s[left], sig_s[np.repeat(after, partners) + offsets]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        distinct = lo != hi
+        pair_codes: IntArray = (lo[distinct] * n + hi[distinct]).astype(np.int64)
+        yield pair_codes
 
 
 # --------------------------------------------------------------------------------------

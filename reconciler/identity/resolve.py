@@ -3,7 +3,9 @@
 The method, in the order it runs (README, *Identity*):
 
 1. **Signatures.** Records with the same identity fields (a worker's payroll line repeats
-   every month) are one *signature*; everything below works on signatures.
+   every month) are one *signature*; everything below works on signatures, held as arrays
+   of codes into per-column tables (``reconciler.identity.signatures``): each distinct
+   name is tokenised once, each distinct birth date parsed once.
 2. **Identifier links.** Signatures sharing a *valid* national ID, residence ID or border
    number are joined. A cluster may never hold two different valid identifiers of one
    kind: two residence IDs mean two people, whatever the names say.
@@ -23,16 +25,17 @@ The method, in the order it runs (README, *Identity*):
 
 What is compared and blocked on is a :class:`~reconciler.identity.comparisons.Configuration`
 (:data:`DEFAULT`: the contract's comparisons and blocks). Blocking, grading and scoring run
-over arrays of candidate pairs; only the pairs that reach the review band are walked one by
-one.
+over arrays of candidate pairs; the costly comparisons (names) are graded only for the
+pairs the others leave able to reach the review band, and only the pairs that reach it
+are walked one by one. Nothing depends on the order the records come in: ties go to the
+smaller record ref.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +46,7 @@ import pandas as pd
 from reconciler.identity.comparisons import (
     BirthDateAgreement,
     BlockingRule,
+    Comparison,
     Configuration,
     ExactMatch,
     Features,
@@ -50,9 +54,9 @@ from reconciler.identity.comparisons import (
     IdentifierConflict,
     IdentifierTypo,
     IntArray,
+    Keys,
     NameSimilarity,
     SharedEmployer,
-    block_pairs,
     one_keystroke_apart,
 )
 from reconciler.identity.normalize import (
@@ -62,16 +66,28 @@ from reconciler.identity.normalize import (
     name_tokens,
     parse_birth_date,
 )
+from reconciler.identity.signatures import (
+    IDENTITY_COLUMNS,
+    STRONG_KINDS,
+    ObjectArray,
+    SigArrays,
+    Tables,
+    UnionFind,
+    as_objects,
+    cluster_identity,
+    gc_paused,
+    group_records,
+    id_structure,
+    object_array,
+    unique,
+    unique_counts,
+)
 
 __all__ = ["DEFAULT", "FIELDS", "IDENTITY_COLUMNS", "LEVEL_WORDS", "STRONG_KINDS",
            "ContractBlocking", "IdentityResolver", "Link", "MatchWeights", "Person", "Prepared",
            "Resolution", "WeightTable", "blocking_keys", "contract_row_keys", "hopeless",
            "identity_frame", "keystroke_repairs", "mint_person_id", "one_keystroke_apart",
            "record_tokens"]
-
-STRONG_KINDS = ("national_id", "residence_id", "border_number")
-IDENTITY_COLUMNS = ["national_id", "residence_id", "border_number", "passport_number",
-                    "invalid_ids", "nationality", "name_en", "name_ar", "date_of_birth", "sex"]
 
 
 @dataclass(frozen=True)
@@ -137,53 +153,62 @@ class Person:
     doubts: list[Link] = field(default_factory=list)  # review-band links to other persons
 
 
-@dataclass
 class Resolution:
-    person_of: dict[str, str]  # record ref -> person id
-    persons: dict[str, Person]
-    stats: dict[str, int]
+    """Who is who: each record's person (``person_of``, ref → id, or :meth:`person_ids` for
+    many refs at once), the persons (built when first looked at) and counts."""
 
+    def __init__(self, person_of: dict[str, str] | None = None,
+                 persons: Mapping[str, Person] | None = None,
+                 stats: dict[str, int] | None = None, *,
+                 refs: ObjectArray | None = None, ids: ObjectArray | None = None,
+                 locate: Callable[[list[str]], IntArray] | None = None) -> None:
+        self._person_of = person_of
+        self._refs, self._ids = refs, ids  # or the same as two arrays, ref k -> ids[k]
+        self._locate = locate  # refs -> their places in ``refs`` (-1: not there)
+        self.persons: Mapping[str, Person] = persons if persons is not None else {}
+        self.stats: dict[str, int] = stats if stats is not None else {}
 
-class _Clusters:
-    """Union–find over signatures that refuses merges joining two different valid
-    identifiers of the same kind."""
+    @property
+    def person_of(self) -> dict[str, str]:
+        """Record ref → person id (a dictionary of every record: built on first use)."""
+        if self._person_of is None:
+            refs, ids = self._arrays()
+            self._person_of = dict(zip(refs.tolist(), ids.tolist(), strict=True))
+        return self._person_of
 
-    def __init__(self, ids: list[dict[str, str]]) -> None:
-        self.parent = list(range(len(ids)))
-        self.ids: dict[int, dict[str, str]] = {i: dict(v) for i, v in enumerate(ids) if v}
+    def person_ids(self, refs: Iterable[object]) -> ObjectArray:
+        """The person id of each of ``refs`` (None for a ref not resolved), at array speed."""
+        wanted = as_objects(refs, 0) if not isinstance(refs, np.ndarray) else refs
+        if self._person_of is not None and self._refs is None:
+            get = self._person_of.get
+            return object_array([get(r) for r in wanted.tolist()])
+        known, ids = self._arrays()
+        if len(wanted) == len(known) and np.array_equal(wanted, known):
+            copied: ObjectArray = ids.copy()  # the records resolved, in their order
+            return copied
+        at = (self._locate(wanted.tolist()) if self._locate is not None
+              else pd.Index(known).get_indexer(wanted))
+        out = np.full(len(wanted) + 1, None, dtype=object)
+        out[:-1] = ids[at]
+        out[:-1][at < 0] = None
+        return out[:-1]
 
-    def find(self, i: int) -> int:
-        parent = self.parent
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
-
-    def conflict(self, a: int, b: int) -> bool:
-        ia, ib = self.ids.get(a), self.ids.get(b)
-        if not ia or not ib:
-            return False
-        return any(ib.get(k, v) != v for k, v in ia.items())
-
-    def union(self, i: int, j: int) -> bool:
-        a, b = self.find(i), self.find(j)
-        if a == b:
-            return True
-        if self.conflict(a, b):
-            return False
-        if b < a:
-            a, b = b, a
-        self.parent[b] = a
-        merged = self.ids.pop(b, None)
-        if merged:
-            self.ids.setdefault(a, {}).update(merged)
-        return True
+    def _arrays(self) -> tuple[ObjectArray, ObjectArray]:
+        if self._refs is None or self._ids is None:
+            mapping = self._person_of or {}
+            return object_array(list(mapping)), object_array(list(mapping.values()))
+        return self._refs, self._ids
 
 
 def _probability(score: float) -> float:
     return 1.0 / (1.0 + math.pow(2.0, -score)) if score > -60 else 0.0
+
+
+# Contract blocking keys are integers: the kind in the top bits, then the codes of the
+# features' tables (stable while the tables live), each below 2**27.
+_KEY_BITS = 27
+_KEY_LIMIT = 1 << _KEY_BITS
+_PASSPORT, _NAME_YEAR, _DATE_NATIONALITY, _NAME_EMPLOYER = (k << 54 for k in range(4))
 
 
 @dataclass(frozen=True)
@@ -191,15 +216,32 @@ class ContractBlocking(BlockingRule):
     """The product's blocks (:func:`blocking_keys`): same passport; same name key and birth
     year; same full birth date and nationality; same name key at the same employer."""
 
-    def keys(self, f: Features) -> tuple[IntArray, list[str]]:
-        sig: list[int] = []
-        keys: list[str] = []
-        for i, args in enumerate(zip(f["name_key"], f["dob"], f["nationality"],
-                                     f["passport"], f["employers"], strict=True)):
-            for key in blocking_keys(*args):
-                sig.append(i)
-                keys.append(key)
-        return np.asarray(sig, dtype=np.int64), keys
+    def keys(self, f: Features) -> tuple[IntArray, Keys]:
+        name = f["name_key_code"]
+        year, month, day = f["dob_year"], f["dob_month"], f["dob_day"]
+        passport, nationality = f.codes("passport_number"), f.codes("nationality")
+        ptr, employer = f["employer_ptr"], f["employer_code"]
+        for codes in (name, nationality, employer):
+            if len(codes) and int(codes.max()) >= _KEY_LIMIT:
+                raise ValueError("too many distinct values for a blocking key")
+        sigs: list[IntArray] = []
+        keys: list[IntArray] = []
+        has = np.flatnonzero(passport >= 0)
+        sigs.append(has)
+        keys.append(_PASSPORT | passport[has])
+        has = np.flatnonzero((name >= 0) & (year >= 0))
+        sigs.append(has)
+        keys.append(_NAME_YEAR | (name[has] << _KEY_BITS) | year[has])
+        has = np.flatnonzero((month > 0) & (nationality >= 0))
+        date = year[has] * 372 + (month[has] - 1) * 31 + day[has] - 1
+        sigs.append(has)
+        keys.append(_DATE_NATIONALITY | (date << _KEY_BITS) | nationality[has])
+        count = ptr[1:] - ptr[:-1]
+        owner = np.repeat(np.arange(len(count)), count)
+        has = np.flatnonzero(name[owner] >= 0)
+        sigs.append(owner[has])
+        keys.append(_NAME_EMPLOYER | (name[owner[has]] << _KEY_BITS) | employer[has])
+        return np.concatenate(sigs).astype(np.int64), np.concatenate(keys).astype(np.int64)
 
     def row_keys(self, row: Mapping[str, object]) -> list[str]:
         return contract_row_keys(row)
@@ -292,29 +334,44 @@ class WeightTable:
 
 
 LevelMatrix = npt.NDArray[np.int8]
-_EXCLUSIVE = "\x00exclusive:"  # the kind under which a record's file joins its identifiers
+Edges = list[tuple[int, int, float, dict[str, float]]]
 
 
 @dataclass
 class Prepared:
-    """Steps 1 and 2 done: signatures, their features and the identifier links; the
+    """Steps 1 and 2 done: signatures, their features and the identifier clusters; the
     candidate pairs and their levels once computed (they do not depend on the weights, so
     training and resolution share them)."""
 
-    frame: pd.DataFrame
-    sig_codes: IntArray
-    sigs: pd.DataFrame
+    frame: pd.DataFrame  # the records as given
+    sig_codes: IntArray  # the signature of each record
+    refs: ObjectArray  # each record's ref
+    sigs: SigArrays
     features: Features
-    clusters: _Clusters
-    first_ref: list[str]  # the smallest record ref of each signature
-    rank: IntArray  # each signature's place in the order of first_ref
+    labels: IntArray  # each signature's identifier cluster (one of its member signatures)
+    components: IntArray  # each signature's identifier component (likewise)
+    employers: IntArray  # each record's employer code
     pairs: tuple[IntArray, IntArray] | None = None
     levels: LevelMatrix | None = None
 
+    @property
+    def first_ref(self) -> ObjectArray:
+        """The smallest record ref of each signature."""
+        return self.sigs.first_ref
+
     def roots(self) -> IntArray:
-        find = self.clusters.find
-        return np.fromiter((find(i) for i in range(len(self.sigs))), dtype=np.int64,
-                           count=len(self.sigs))
+        """Each signature's identifier cluster."""
+        return self.labels
+
+
+@dataclass
+class Merged:
+    """Steps 3 and 4 on a set of signatures: each one's cluster, and the links and doubts
+    (``(i, j, probability, weights)``; i's first ref is the smaller)."""
+
+    root: IntArray
+    links: Edges
+    doubts: Edges
 
 
 class IdentityResolver:
@@ -326,8 +383,8 @@ class IdentityResolver:
         self.max_block_size = max_block_size
         self.configuration = configuration or DEFAULT
         self.table = weights or WeightTable.from_match_weights(MatchWeights())
-        # Term frequencies of names: by default counted over the records being resolved;
-        # the incremental index passes the counts of the whole population instead.
+        # Term frequencies of names: by default counted over the signatures being resolved;
+        # ``name_counts`` (token set -> signatures) gives those of a wider population.
         self.name_counts: Mapping[frozenset[str], int] | None = None
         # How many distinct signatures a name usually has (a person's contract, permit,
         # payroll spellings, registry record): a name borne by more counts for less. Fixed,
@@ -343,7 +400,10 @@ class IdentityResolver:
 
     @property
     def signature_columns(self) -> list[str]:
-        return [*IDENTITY_COLUMNS, *self.extra_columns]
+        """The columns whose values make a signature (a record's ref too, under an
+        ``exclusive`` configuration: every record of a clean file is its own)."""
+        columns = [*IDENTITY_COLUMNS, *self.extra_columns]
+        return [*columns, "ref"] if self.configuration.exclusive else columns
 
     def name_tf(self, count: int, typical: float) -> float:
         """The name-frequency adjustment: log₂(typical / count), clipped to the table's
@@ -360,117 +420,225 @@ class IdentityResolver:
         """``records``: one row per record, columns ``ref``, ``employer_id``,
         :data:`IDENTITY_COLUMNS` and any the configuration reads. ``previous``: ref →
         person id of the last run."""
-        return self.resolve_prepared(self.prepare(records), previous)
+        with gc_paused():
+            return self.resolve_prepared(self.prepare(records), previous)
 
     def resolve_prepared(self, prep: Prepared,
                          previous: Mapping[str, str] | None = None) -> Resolution:
-        """Steps 3 to 5 on prepared records (which this consumes: links join its
-        clusters)."""
-        clusters, first_ref, rank = prep.clusters, prep.first_ref, prep.rank
-        # 3. scored links, best first; equal scores in the order of their records
-        i_all, j_all = self.candidate_pairs(prep)
-        levels = self.grade(prep, i_all, j_all)
-        score, tf = self.scores(prep.features, i_all, j_all, levels)
-        # only pairs that can reach the review band are walked (the exact test is below)
-        keep = np.flatnonzero(score >= _score_bound(self.review_threshold) - 1e-6)
-        order = keep[np.lexsort((rank[j_all[keep]], rank[i_all[keep]], -score[keep]))]
-        link_edges: list[tuple[int, int, float, dict[str, float]]] = []
-        doubt_edges: list[tuple[int, int, float, dict[str, float]]] = []
-        for k in order.tolist():
-            p = _probability(float(score[k]))
-            if p < self.review_threshold:
-                break
-            i, j = int(i_all[k]), int(j_all[k])
-            if p >= self.auto_threshold and clusters.union(i, j):
-                link_edges.append((i, j, p, self.explain(levels[k], tf[k])))
-            elif clusters.find(i) != clusters.find(j):
-                doubt_edges.append((i, j, p, self.explain(levels[k], tf[k])))
-        # 4. persons
-        sigs, sig_codes = prep.sigs, prep.sig_codes
-        refs = prep.frame["ref"].to_numpy()
-        roots = prep.roots()
-        record_root = roots[sig_codes]
-        by_root: dict[int, list[str]] = defaultdict(list)
-        for ref, root in zip(refs, record_root, strict=True):
-            by_root[int(root)].append(str(ref))
-        names = self._name_persons(by_root, previous or {})
-        persons = {pid: Person(pid, sorted(by_root[root]), 1.0) for root, pid in names.items()}
-        for i, j, p, weights in link_edges:
-            person = persons[names[int(roots[i])]]
-            person.confidence = min(person.confidence, p)
-            person.links.append(Link(first_ref[i], first_ref[j], p, weights))
-        for i, j, p, weights in doubt_edges:
-            ri, rj = int(roots[i]), int(roots[j])
-            if ri == rj:
-                continue
-            link = Link(first_ref[i], first_ref[j], p, weights)
-            persons[names[ri]].doubts.append(link)
-            persons[names[rj]].doubts.append(link)
-        person_of = {ref: names[int(root)] for ref, root in zip(refs, record_root, strict=True)}
-        stats = {"records": len(prep.frame), "signatures": len(sigs), "persons": len(persons),
-                 "candidate_pairs": len(i_all), "scored_links": len(link_edges),
-                 "review_links": len(doubt_edges)}
-        return Resolution(person_of=person_of, persons=persons, stats=stats)
+        """Steps 3 to 5 on prepared records."""
+        with gc_paused():
+            return self._resolve_prepared(prep, previous)
 
-    def prepare(self, records: pd.DataFrame) -> Prepared:
-        """Steps 1 and 2: signatures, their features, and the identifier links."""
-        extra = self.extra_columns
-        sig_cols = [c for c in [*IDENTITY_COLUMNS, *extra] if c in records.columns]
-        if self.configuration.exclusive:
-            sig_cols.append("ref")  # every record of a clean file is a person of its own
-        frame = records.reindex(columns=["ref", "employer_id", *IDENTITY_COLUMNS, *extra])
-        frame = frame.astype(object).where(frame.notna(), None)
-        # one code per distinct combination of identity fields, in order of first appearance
-        sig_codes = frame.groupby(sig_cols, dropna=False, sort=False).ngroup().to_numpy()
-        first_rows = pd.Series(range(len(frame))).groupby(sig_codes).first()
-        sigs = frame.iloc[first_rows.to_numpy()].reset_index(drop=True)
-        sigs["sig"] = np.arange(len(sigs))
-        employers: list[set[str]] = [set() for _ in range(len(sigs))]
-        for code, employer in zip(sig_codes, frame["employer_id"], strict=True):
-            if employer:
-                employers[code].add(employer)
-        sigs["employers"] = [frozenset(e) for e in employers]
-        features = self._features(sigs)
-        ids: list[dict[str, str]] = features["ids"]
+    def _resolve_prepared(self, prep: Prepared,
+                          previous: Mapping[str, str] | None) -> Resolution:
+        f = prep.features
+        i_all, j_all = self.candidate_pairs(prep)
+        if prep.levels is not None:  # graded already (training)
+            kept = np.arange(len(i_all))
+            levels = prep.levels
+        else:
+            kept, levels = self.grade_bounded(f, i_all, j_all)
+        i, j = i_all[kept], j_all[kept]
+        score, tf = self.scores(f, i, j, levels)
+        merged = self.merge(f, i, j, levels, score, tf, prep.labels)
+        record_root = merged.root[prep.sig_codes]
+        prev = None
+        if previous:
+            get = previous.get
+            prev = object_array([get(r) for r in prep.refs.tolist()])
+        resolution, _ = self.persons(prep.refs, record_root, prev, merged, prep.first_ref)
+        resolution.stats.update({
+            "records": len(prep.refs), "signatures": prep.sigs.n,
+            "candidate_pairs": len(i_all), "scored_links": len(merged.links),
+            "review_links": len(merged.doubts)})
+        return resolution
+
+    def prepare(self, records: pd.DataFrame, tables: Tables | None = None) -> Prepared:
+        """Steps 1 and 2: signatures, their features, and the identifier clusters."""
+        columns = [c for c in self.signature_columns if c in records.columns]
+        with gc_paused():
+            sigs, sig_codes, refs, employers = group_records(records, columns,
+                                                             tables or Tables())
+            features = self.features(sigs)
+            components, labels = id_structure(features["id_valid"], sigs.first_ref,
+                                              self.exclusive_codes(features))
+        return Prepared(frame=records, sig_codes=sig_codes, refs=refs, sigs=sigs,
+                        features=features, labels=labels, components=components,
+                        employers=employers)
+
+    def exclusive_codes(self, f: Features) -> IntArray | None:
         exclusive = self.configuration.exclusive
-        if exclusive:
-            # one record per file and person: the file joins the identifiers as a kind of
-            # its own, valued by the signature, so two of one file can never merge
-            ids = [{**own, _EXCLUSIVE + str(v): str(k)} if v is not None else own
-                   for k, (own, v) in enumerate(zip(ids, features.values(exclusive),
-                                                    strict=True))]
-        clusters = _Clusters(ids)
-        # 2. identifier links
-        for kind in STRONG_KINDS:
-            holder: dict[str, int] = {}  # the first signature seen with each valid value
-            for i, own in enumerate(features["ids"]):
-                value = own.get(kind)
-                if value is not None:
-                    clusters.union(holder.setdefault(value, i), i)
-        # a link names the smallest record ref of each signature: the same whatever order
-        # the records came in (a full run and an incremental one explain links alike,
-        # and break ties between equal scores the same way)
-        first: dict[int, str] = {}
-        for code, ref in zip(sig_codes.tolist(), frame["ref"].tolist(), strict=True):
-            if code not in first or str(ref) < first[code]:
-                first[code] = str(ref)
-        first_ref = [first[k] for k in range(len(sigs))]
-        rank = np.empty(len(sigs), dtype=np.int64)
-        rank[np.argsort(np.asarray(first_ref, dtype=object), kind="stable")] = \
-            np.arange(len(sigs))
-        return Prepared(frame=frame, sig_codes=sig_codes, sigs=sigs, features=features,
-                        clusters=clusters, first_ref=first_ref, rank=rank)
+        return f.codes(exclusive) if exclusive else None
 
     def candidate_pairs(self, prep: Prepared) -> tuple[IntArray, IntArray]:
-        """The pairs to score, each ordered by its signatures' first refs, in order of
-        (smaller signature, larger signature). Computed once per :class:`Prepared`."""
+        """The pairs to score, each ordered by its signatures' first refs. Computed once
+        per :class:`Prepared`."""
         if prep.pairs is None:
-            n = len(prep.sigs)
-            codes = self._candidate_codes(prep)
+            f, n = prep.features, prep.sigs.n
+            parts = []
+            for codes in self.block_candidates(prep):
+                keep = self.worth_scoring(f, codes // n, codes % n, prep.labels)
+                parts.append(codes[keep])
+            ti, tj = self.typo_pairs(f, prep.labels)
+            parts.append(np.minimum(ti, tj) * n + np.maximum(ti, tj))
+            codes = unique(np.concatenate(parts))
             lo, hi = codes // n, codes % n
-            swap = prep.rank[lo] > prep.rank[hi]
-            prep.pairs = (np.where(swap, hi, lo), np.where(swap, lo, hi))
+            keep = self.not_exclusive(f, lo, hi)
+            prep.pairs = self.oriented(prep.first_ref, lo[keep], hi[keep])
         return prep.pairs
+
+    def block_candidates(self, prep: Prepared) -> Iterator[IntArray]:
+        """Pairs (codes ``lo * n + hi``) of signatures sharing a block of 2 to
+        ``max_block_size`` that :meth:`worth_scoring` may keep: those holding no valid
+        identifier of a common kind, those sharing a passport, and those of one identifier
+        component split into clusters. Any other pair of a block holds two different
+        identifiers of one kind and no common passport — most of a national run's blocks
+        (look-alikes: same name key and birth year, same birth date and nationality) —
+        and is never listed."""
+        f, n = prep.features, prep.sigs.n
+        sig, keys = self.blocking_keys(f)
+        if not len(sig):
+            return
+        block = pd.factorize(keys)[0].astype(np.int64)
+        sizes = np.bincount(block)
+        fine = ((sizes >= 2) & (sizes <= self.max_block_size))[block]
+        sig, block = sig[fine], block[fine]
+        mask = ((f["id_valid"] >= 0) * np.array([1, 2, 4])).sum(axis=1)[sig]
+        order = np.lexsort((sig, block, mask))
+        mask, block, sig = mask[order], block[order], sig[order]
+        group = np.searchsorted(mask, np.arange(9))
+        for a in range(8):
+            block_a, sig_a = block[group[a]:group[a + 1]], sig[group[a]:group[a + 1]]
+            for b in range(a, 8):
+                if a & b:
+                    continue
+                if a == b:
+                    yield _block_triangle(block_a, sig_a, n, ordered=True)
+                else:
+                    yield _block_cross(block_a, sig_a, block[group[b]:group[b + 1]],
+                                       sig[group[b]:group[b + 1]], n)
+        # a shared passport: all of its bearers once (its own block), and where that block
+        # is too large, the bearers sharing another block
+        codes = f.codes("passport_number")
+        holders = np.flatnonzero(codes >= 0)
+        count = np.bincount(codes[holders])
+        alone = count[codes[holders]]
+        own = holders[(alone >= 2) & (alone <= self.max_block_size)]
+        yield _block_triangle(codes[own], own, n)
+        passport = codes[sig]
+        crowded = passport >= 0
+        crowded[crowded] = count[passport[crowded]] > self.max_block_size
+        if crowded.any():
+            sub = block[crowded] * (int(passport.max()) + 1) + passport[crowded]
+            yield _block_triangle(sub, sig[crowded], n)
+        split = prep.components != prep.labels
+        if split.any():
+            conflicted = np.zeros(n, dtype=bool)
+            conflicted[prep.components[split]] = True
+            component = prep.components[sig]
+            inside = conflicted[component]
+            yield _block_triangle(block[inside] * n + component[inside], sig[inside], n)
+
+    def blocking_keys(self, f: Features) -> tuple[IntArray, Keys | npt.NDArray[Any]]:
+        """Every (signature, key) of every blocking rule."""
+        sigs: list[IntArray] = []
+        keys: list[Any] = []
+        for rule in self.configuration.blocking:
+            sig, rule_keys = rule.keys(f)
+            sigs.append(sig)
+            keys.append(rule_keys)
+        if not sigs:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        if all(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in keys):
+            return np.concatenate(sigs), np.concatenate(keys).astype(np.int64)
+        joined = np.empty(sum(len(k) for k in keys), dtype=object)
+        at = 0
+        for k in keys:
+            joined[at:at + len(k)] = list(k) if not isinstance(k, np.ndarray) else k.tolist()
+            at += len(k)
+        return np.concatenate(sigs), joined
+
+    @staticmethod
+    def worth_scoring(f: Features, i: IntArray, j: IntArray, labels: IntArray) -> IntArray:
+        """Pairs not already one identifier cluster, and not hopeless: two different valid
+        identifiers of one kind and no shared passport cannot reach the review band (the
+        conflict outweighs every agreement but a passport) — most of a look-alike block,
+        never scored."""
+        keep: IntArray = labels[i] != labels[j]
+        at = np.flatnonzero(keep)
+        i, j = i[at], j[at]
+        conflict = np.zeros(len(at), dtype=bool)
+        valid = f["id_valid"]
+        for k in range(valid.shape[1]):
+            a, b = valid[i, k], valid[j, k]
+            conflict |= (a >= 0) & (b >= 0) & (a != b)
+        at, i, j = at[conflict], i[conflict], j[conflict]
+        passport = f.codes("passport_number")
+        keep[at[(passport[i] < 0) | (passport[i] != passport[j])]] = False
+        return keep
+
+    def not_exclusive(self, f: Features, i: IntArray, j: IntArray) -> IntArray:
+        """Pairs not of one file under an ``exclusive`` configuration."""
+        files = self.exclusive_codes(f)
+        if files is None:
+            return np.ones(len(i), dtype=bool)
+        keep: IntArray = (files[i] != files[j]) | (files[i] < 0)
+        return keep
+
+    @staticmethod
+    def oriented(first_ref: ObjectArray, lo: IntArray, hi: IntArray) -> tuple[IntArray, IntArray]:
+        """The pairs with the signature of the smaller first ref first."""
+        swap = np.asarray(first_ref[lo] > first_ref[hi], dtype=bool)
+        return np.where(swap, hi, lo), np.where(swap, lo, hi)
+
+    def typo_pairs(self, f: Features, labels: IntArray,
+                   only: IntArray | None = None) -> tuple[IntArray, IntArray]:
+        """Pair each identifier that fails its check with the valid identifiers one keystroke
+        away (of ``only``'s signatures, if given): about a hundred look-ups per bad
+        identifier, not a scan. (A Luhn digit catches every single-digit error and most
+        neighbour swaps, so the typos that matter are exactly the ones marked invalid.) A
+        value held by more than ``max_block_size`` signatures is skipped, like a block."""
+        raw, valid = f["id_raw"], f["id_valid"]
+        strings = f["id_strings"]
+        tables: Tables | None = getattr(f.sigs, "tables", None)
+        pi: list[int] = []
+        pj: list[int] = []
+        for k, kind in enumerate(STRONG_KINDS):
+            bad = (raw[:, k] >= 0) & (valid[:, k] < 0)
+            if only is not None:
+                mask = np.zeros(len(bad), dtype=bool)
+                mask[only] = True
+                bad &= mask
+            if not bad.any():
+                continue
+            holders = np.flatnonzero(valid[:, k] >= 0)
+            by_value = holders[np.argsort(valid[holders, k], kind="stable")]
+            held = valid[by_value, k]
+            owners: list[int] = []
+            repairs: list[str] = []
+            for s in np.flatnonzero(bad).tolist():
+                value = strings[k][raw[s, k]]
+                if value.isdigit():
+                    more = keystroke_repairs(value)
+                    owners.extend([s] * len(more))
+                    repairs.extend(more)
+            if tables is not None:
+                codes = tables.column(kind).lookup(repairs)
+            else:
+                index = {v: c for c, v in enumerate(strings[k].tolist())}
+                codes = np.array([index.get(x, -1) for x in repairs], dtype=np.int64)
+            known = np.flatnonzero(codes >= 0)
+            lo = np.searchsorted(held, codes[known])
+            hi = np.searchsorted(held, codes[known], side="right")
+            for s, a, b in zip(np.asarray(owners)[known].tolist(), lo.tolist(), hi.tolist(),
+                               strict=True):
+                if b - a > self.max_block_size:
+                    continue
+                for t in by_value[a:b].tolist():
+                    if labels[s] != labels[t]:
+                        pi.append(s)
+                        pj.append(t)
+        return np.asarray(pi, dtype=np.int64), np.asarray(pj, dtype=np.int64)
 
     def grade(self, prep: Prepared, i: IntArray, j: IntArray) -> LevelMatrix:
         """One row per pair, one column per comparison: the index of its level. The
@@ -490,6 +658,36 @@ class IdentityResolver:
             out[:, col] = comparison.grade(f, i, j)
         return out
 
+    def grade_bounded(self, f: Features, i: IntArray,
+                      j: IntArray) -> tuple[IntArray, LevelMatrix]:
+        """The pairs that can still reach the review band once the cheap comparisons are
+        graded, and their levels: the expensive ones (names) are graded only for those.
+        The bound is exact — every other pair scores below the band whatever its name."""
+        comparisons = self.configuration.comparisons
+        table = self.table
+        levels = np.zeros((len(i), len(comparisons)), dtype=np.int8)
+        partial = np.full(len(i), table.prior, dtype=np.float64)
+        headroom = 0.0
+        for col, comparison in enumerate(comparisons):
+            weights = self._weights(comparison)
+            if type(comparison).term_frequency is not Comparison.term_frequency:
+                headroom += max(table.tf_ceiling, 0.0) + 0.01
+            if comparison.expensive:
+                headroom += float(weights.max())
+            else:
+                levels[:, col] = comparison.grade(f, i, j)
+                partial += weights[levels[:, col]]
+        alive = np.flatnonzero(partial + headroom >= _score_bound(self.review_threshold) - 1e-3)
+        levels = levels[alive]
+        for col, comparison in enumerate(comparisons):
+            if comparison.expensive:
+                levels[:, col] = comparison.grade(f, i[alive], j[alive])
+        return alive, levels
+
+    def _weights(self, comparison: Comparison) -> FloatArray:
+        return np.array([self.table.weights.get((comparison.name, lv), 0.0)
+                         for lv in comparison.levels], dtype=np.float64)
+
     def scores(self, f: Features, i: IntArray, j: IntArray,
                levels: LevelMatrix) -> tuple[FloatArray, FloatArray]:
         """Each pair's score — the prior plus its levels' weights, summed in the order of
@@ -498,9 +696,7 @@ class IdentityResolver:
         score = np.full(len(i), table.prior, dtype=np.float64)
         tf = np.zeros(len(i), dtype=np.float64)
         for col, comparison in enumerate(self.configuration.comparisons):
-            weights = np.array([table.weights.get((comparison.name, lv), 0.0)
-                                for lv in comparison.levels], dtype=np.float64)
-            score += weights[levels[:, col]]
+            score += self._weights(comparison)[levels[:, col]]
         for col, comparison in enumerate(self.configuration.comparisons):
             adjustment = comparison.term_frequency(f, i, j, levels[:, col])
             if adjustment is not None:
@@ -528,145 +724,346 @@ class IdentityResolver:
             weights[name + " " + ("common" if tf < 0 else "rare")] = float(tf)
         return weights
 
-    # -- steps ----------------------------------------------------------------------------
+    def merge(self, f: Features, i: IntArray, j: IntArray, levels: LevelMatrix,
+              score: FloatArray, tf: FloatArray, labels: IntArray) -> Merged:
+        """Steps 3 and 4 over scored pairs: best first (equal scores in the order of their
+        signatures' first refs), links at the auto threshold merge the identifier clusters
+        (``labels``) unless that joins two identifiers of one kind; review-band links that
+        do not are doubts."""
+        first_ref: ObjectArray = f.sigs.first_ref
+        keep = np.flatnonzero(score >= _score_bound(self.review_threshold) - 1e-6)
+        ends = unique(np.concatenate([i[keep], j[keep]]))
+        rank = np.empty(len(ends), dtype=np.int64)
+        rank[np.argsort(first_ref[ends].astype(str), kind="stable")] = np.arange(len(ends))
+        ri = rank[np.searchsorted(ends, i[keep])]
+        rj = rank[np.searchsorted(ends, j[keep])]
+        order = keep[np.lexsort((rj, ri, -score[keep]))]
+        clusters = UnionFind(cluster_identity(labels, f["id_valid"], self.exclusive_codes(f)))
+        links: Edges = []
+        doubts: Edges = []
+        for k in order.tolist():
+            p = _probability(float(score[k]))
+            if p < self.review_threshold:
+                break
+            a, b = int(i[k]), int(j[k])
+            la, lb = int(labels[a]), int(labels[b])
+            if p >= self.auto_threshold and clusters.union(la, lb):
+                links.append((a, b, p, self.explain(levels[k], float(tf[k]))))
+            elif clusters.find(la) != clusters.find(lb):
+                doubts.append((a, b, p, self.explain(levels[k], float(tf[k]))))
+        root = labels
+        if clusters.parent:
+            remap = np.arange(len(labels), dtype=np.int64)
+            moved = np.fromiter(clusters.parent, dtype=np.int64, count=len(clusters.parent))
+            remap[moved] = [clusters.find(int(x)) for x in moved.tolist()]
+            root = remap[labels]
+        return Merged(root=root, links=links, doubts=doubts)
 
-    def _features(self, sigs: pd.DataFrame) -> Features:
-        """The contract's per-signature features, each computed when first needed (a
-        configuration that never reads a name never tokenises one)."""
-        n = len(sigs)
+    def persons(self, refs: ObjectArray, record_root: IntArray, previous: ObjectArray | None,
+                merged: Merged, first_ref: ObjectArray,
+                held: Container[str] = frozenset()) -> tuple[Resolution, ObjectArray]:
+        """Step 5: the persons of the records (``record_root``: each record's cluster), named
+        by :func:`name_persons`, with the links and doubts of ``merged``; and each record's
+        person id."""
+        roots, ids, of_record, order, starts = name_persons(record_root, refs, previous, held)
+        record_ids = ids[of_record]
+        place = {int(r): k for k, r in enumerate(roots.tolist())}
+        details: dict[str, Details] = {}
 
-        def empty(*columns: str) -> bool:
-            return not any(sigs[c].notna().any() for c in columns)
+        def of(k: int) -> Details:
+            found = details.get(ids[k])
+            if found is None:
+                found = details[ids[k]] = Details()
+            return found
 
-        def tokens(_f: Features) -> list[tuple[str, ...]]:
-            if empty("name_en", "name_ar"):
-                return [()] * n
-            return [record_tokens(en, ar)
-                    for en, ar in zip(sigs["name_en"], sigs["name_ar"], strict=True)]
+        root = merged.root
+        for a, b, p, weights in merged.links:
+            own = of(place[int(root[a])])
+            own.confidence = min(own.confidence, p)
+            own.links.append(Link(first_ref[a], first_ref[b], p, weights))
+        for a, b, p, weights in merged.doubts:
+            ka, kb = place[int(root[a])], place[int(root[b])]
+            if ka == kb:
+                continue
+            link = Link(first_ref[a], first_ref[b], p, weights)
+            of(ka).doubts.append(link)
+            of(kb).doubts.append(link)
+        persons = Persons(ids, refs[order], starts, details)
+        return Resolution(persons=persons, stats={"persons": len(ids)}, refs=refs,
+                          ids=record_ids), record_ids
 
-        def dobs(_f: Features) -> list[BirthDate | None]:
-            out: list[BirthDate | None] = []
-            if empty("date_of_birth"):
-                return [None] * n
-            for raw in sigs["date_of_birth"]:
-                try:
-                    out.append(parse_birth_date(raw) if raw else None)
-                except ValueError:
-                    out.append(None)
+    # -- features -------------------------------------------------------------------------
+
+    def features(self, sigs: SigArrays, nameset_counts: IntArray | None = None) -> Features:
+        """The contract's per-signature features over ``sigs``, each computed when first
+        needed (a configuration that never reads a name never tokenises one). Term
+        frequencies count the signatures of ``sigs`` unless ``nameset_counts`` (per token
+        set code) or :attr:`name_counts` give those of a wider population."""
+        tables = sigs.tables
+
+        def gather(values: IntArray, codes: IntArray, missing: int = -1) -> IntArray:
+            out: IntArray = np.where(codes >= 0, values[np.maximum(codes, 0)], missing) \
+                if len(values) else np.full(len(codes), missing, dtype=np.int64)
             return out
 
-        def raw_ids(_f: Features) -> list[dict[str, str]]:
-            if empty(*STRONG_KINDS):
-                return [{} for _ in range(n)]
-            return [{k: v for k, v in zip(STRONG_KINDS, values, strict=True)
-                     if isinstance(v, str) and v}
-                    for values in zip(*(sigs[k] for k in STRONG_KINDS), strict=True)]
+        def name_code(_f: Features) -> IntArray:
+            # the Latin name's tokens; the Arabic name romanised where there are none
+            en_codes = sigs.codes("name_en")
+            en = gather(tables.name_codes("name_en", en_codes), en_codes)
+            missing = np.flatnonzero(en < 0)
+            ar_codes = sigs.codes("name_ar")[missing]
+            en[missing] = gather(tables.name_codes("name_ar", ar_codes), ar_codes)
+            return en
 
-        def ids(f: Features) -> list[dict[str, str]]:
-            return [{k: v for k, v in raw.items() if k not in (bad or "")}
-                    for raw, bad in zip(f["raw_ids"], sigs["invalid_ids"], strict=True)]
+        def name_key_code(f: Features) -> IntArray:
+            codes = f["name_code"]  # first: it fills the name table
+            return gather(tables.names.arrays()[0], codes)
 
-        def name_tf(f: Features) -> list[float]:
-            # Term frequency: how many signatures carry this exact name (any token order).
-            toks: list[tuple[str, ...]] = f["tokens"]
-            counts: Mapping[frozenset[str], int] = self.name_counts or Counter(
-                frozenset(t) for t in toks if t)
-            return [self.name_tf(counts.get(frozenset(t), 1), self.tf_typical) if t else 0.0
-                    for t in toks]
+        def nameset(f: Features) -> IntArray:
+            codes = f["name_code"]
+            return gather(tables.names.arrays()[1], codes)
 
-        return Features(sigs, {
-            "tokens": tokens,
-            "name_tf": name_tf,
-            "name_key": lambda f: [name_key(t) if t else None for t in f["tokens"]],
-            "dob": dobs,
-            "nationality": lambda _f: sigs["nationality"].tolist(),
-            "sex": lambda _f: sigs["sex"].tolist(),
-            "passport": lambda _f: sigs["passport_number"].tolist(),
-            "raw_ids": raw_ids,
-            "ids": ids,
-            "employers": lambda _f: sigs["employers"].tolist(),
-        })
-
-    def _candidate_codes(self, prep: Prepared) -> IntArray:
-        """Candidate pairs as sorted codes ``lo * n + hi``: pairs sharing a blocking key
-        (blocks of at most ``max_block_size``), not already one cluster, not hopeless, and
-        not of one file under an ``exclusive`` configuration; plus identifier typos."""
-        f, n = prep.features, len(prep.sigs)
-        sig_parts: list[IntArray] = []
-        keys: list[str] = []
-        for rule in self.configuration.blocking:
-            sig, rule_keys = rule.keys(f)
-            sig_parts.append(sig)
-            keys.extend(rule_keys)
-        sig_all = np.concatenate(sig_parts) if sig_parts else np.empty(0, dtype=np.int64)
-        codes = np.unique(block_pairs(sig_all, keys, self.max_block_size, n))
-        lo, hi = codes // n, codes % n
-        roots = prep.roots()
-        keep = roots[lo] != roots[hi]
-        # two different valid identifiers of one kind and no shared passport cannot reach
-        # the review band: most of a look-alike block, never scored
-        ids, passports = f["ids"], f["passport"]
-        has_ids = f.truthy("ids")
-        for k in np.flatnonzero(keep & has_ids[lo] & has_ids[hi]).tolist():
-            a, b = int(lo[k]), int(hi[k])
-            if hopeless(ids[a], ids[b], passports[a], passports[b]):
-                keep[k] = False
-        codes = codes[keep]
-        typos = self._typo_pairs(prep)
-        if typos:
-            codes = np.union1d(codes, np.fromiter((i * n + j for i, j in typos),
-                                                  dtype=np.int64, count=len(typos)))
-        exclusive = self.configuration.exclusive
-        if exclusive and len(codes):
-            files = pd.factorize(f.values(exclusive), use_na_sentinel=True)[0]
-            lo, hi = codes // n, codes % n
-            codes = codes[(files[lo] != files[hi]) | (files[lo] < 0)]
-        return codes
-
-    def _typo_pairs(self, prep: Prepared) -> set[tuple[int, int]]:
-        """Pair each identifier that fails its check with the valid identifiers one keystroke
-        away: about a hundred dictionary look-ups per bad identifier, not a scan. (A Luhn
-        digit catches every single-digit error and most neighbour swaps, so the typos that
-        matter are exactly the ones marked invalid.)"""
-        sigs, f, clusters = prep.sigs, prep.features, prep.clusters
-        pairs: set[tuple[int, int]] = set()
-        invalid = sigs["invalid_ids"].fillna("")
-        if not invalid.astype(bool).any():
-            return pairs
-        holders: dict[str, dict[str, list[int]]] = {k: defaultdict(list) for k in STRONG_KINDS}
-        for i, own in enumerate(f["ids"]):
-            for kind, value in own.items():
-                holders[kind][value].append(i)
-        for i, (raw, bad) in enumerate(zip(f["raw_ids"], invalid, strict=True)):
-            if not bad:
-                continue
-            for kind, value in raw.items():
-                if kind not in bad or not value.isdigit():
-                    continue
-                for repair in keystroke_repairs(value):
-                    for j in holders[kind].get(repair, ())[: self.max_block_size]:
-                        if clusters.find(i) != clusters.find(j):
-                            pairs.add((i, j) if i < j else (j, i))
-        return pairs
-
-    @staticmethod
-    def _name_persons(by_root: Mapping[int, list[str]],
-                      previous: Mapping[str, str]) -> dict[int, str]:
-        """Keep last run's id where the majority of a person's records had it; otherwise
-        derive the id from the smallest record ref (so a full re-run gives the same ids)."""
-        names: dict[int, str] = {}
-        taken: set[str] = set()
-        order = sorted(by_root, key=lambda r: (-len(by_root[r]), min(by_root[r])))
-        for root in order:
-            votes = Counter(previous[ref] for ref in by_root[root] if ref in previous)
-            for pid, _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0])):
-                if pid not in taken:
-                    names[root] = pid
-                    break
+        def name_tf(f: Features) -> FloatArray:
+            sets: IntArray = f["nameset"]
+            present = sets >= 0
+            if self.name_counts is not None:
+                distinct = unique(sets[present])
+                counts = np.zeros(int(sets.max()) + 1 if present.any() else 0, dtype=np.int64)
+                get = self.name_counts.get
+                counts[distinct] = [get(frozenset(tables.names.sets[c]), 1)
+                                    for c in distinct.tolist()]
+            elif nameset_counts is not None:
+                counts = nameset_counts
             else:
-                names[root] = mint_person_id(min(by_root[root]))
-            taken.add(names[root])
-        return names
+                counts = np.bincount(sets[present])
+            count = np.where(present, counts[np.maximum(sets, 0)] if len(counts) else 1, 1)
+            distinct = unique(count)
+            weight = np.array([self.name_tf(int(c), self.tf_typical) for c in distinct.tolist()])
+            return np.where(present, weight[np.searchsorted(distinct, count)], 0.0)
+
+        def dob(part: int) -> Any:
+            def build(_f: Features) -> Any:
+                arrays = tables.dob_arrays()
+                codes = sigs.codes("date_of_birth")
+                if part == 3:
+                    low = arrays[3]
+                    return np.where(codes >= 0, low[np.maximum(codes, 0)] if len(low) else False,
+                                    False)
+                values: IntArray = arrays[part]  # type: ignore[assignment]
+                return gather(values, codes, -1 if part == 0 else 0)
+            return build
+
+        def id_raw(_f: Features) -> IntArray:
+            return np.stack([sigs.codes(k) for k in STRONG_KINDS], axis=1)
+
+        def id_valid(f: Features) -> IntArray:
+            invalid = sigs.codes("invalid_ids")
+            flags = tables.invalid_flags()
+            bad = np.zeros((sigs.n, len(STRONG_KINDS)), dtype=bool)
+            has = np.flatnonzero(invalid >= 0)
+            bad[has] = flags[invalid[has]]
+            raw: IntArray = f["id_raw"]
+            return np.where(bad, -1, raw)
+
+        def compat(name: str) -> Any:
+            # the features as per-signature Python values (for callers reading them so)
+            def build(f: Features) -> Any:
+                if name == "tokens":
+                    names = tables.names.tokens
+                    return [names[c] if c >= 0 else () for c in f["name_code"].tolist()]
+                if name == "name_key":
+                    keys = tables.names.keys.values
+                    return [keys[c] if c >= 0 else None for c in f["name_key_code"].tolist()]
+                if name == "dob":
+                    tables.dob_arrays()
+                    parsed = tables.birth_dates.parsed
+                    return [parsed[c] if c >= 0 else None
+                            for c in sigs.codes("date_of_birth").tolist()]
+                if name in ("ids", "raw_ids"):
+                    codes = f["id_valid" if name == "ids" else "id_raw"]
+                    strings = f["id_strings"]
+                    return [{k: strings[n][c] for n, (k, c) in
+                             enumerate(zip(STRONG_KINDS, row, strict=True)) if c >= 0}
+                            for row in codes.tolist()]
+                if name == "employers":
+                    ptr, emp = sigs.employer_ptr, sigs.employer_code
+                    values = tables.column("employer_id").values
+                    return [frozenset(values[e] for e in emp[ptr[s]:ptr[s + 1]].tolist())
+                            for s in range(sigs.n)]
+                column = {"passport": "passport_number"}.get(name, name)
+                return f.values(column).tolist()
+            return build
+
+        builders: dict[str, Any] = {
+            "name_code": name_code, "name_key_code": name_key_code, "nameset": nameset,
+            "name_table": lambda _f: tables.names, "name_tf": name_tf,
+            "dob_year": dob(0), "dob_month": dob(1), "dob_day": dob(2), "dob_low": dob(3),
+            "id_raw": id_raw, "id_valid": id_valid,
+            "id_strings": lambda _f: [tables.column(k).array() for k in STRONG_KINDS],
+            "employer_ptr": lambda _f: sigs.employer_ptr,
+            "employer_code": lambda _f: sigs.employer_code,
+        }
+        for name in ("tokens", "name_key", "dob", "ids", "raw_ids", "employers", "passport",
+                     "nationality", "sex"):
+            builders[name] = compat(name)
+        return Features(sigs, builders)
+
+
+def _block_triangle(block: IntArray, sig: IntArray, n: int, ordered: bool = False) -> IntArray:
+    """Every pair of signatures of one block, as codes ``lo * n + hi`` (``ordered``: the
+    entries are sorted by block already)."""
+    if not ordered:
+        order = np.lexsort((sig, block))
+        block, sig = block[order], sig[order]
+    ends = np.searchsorted(block, block, side="right")
+    partners = ends - np.arange(len(block)) - 1
+    left = np.repeat(np.arange(len(block)), partners)
+    within = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+    a, b = sig[left], sig[left + within + 1]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = lo != hi
+    codes: IntArray = lo[keep] * n + hi[keep]
+    return codes
+
+
+def _block_cross(block_a: IntArray, sig_a: IntArray, block_b: IntArray, sig_b: IntArray,
+                 n: int) -> IntArray:
+    """Every pair of a signature of ``a`` and one of ``b`` in one block (``block_b``
+    sorted)."""
+    if not len(block_a) or not len(block_b):
+        return np.empty(0, dtype=np.int64)
+    start = np.searchsorted(block_b, block_a)
+    partners = np.searchsorted(block_b, block_a, side="right") - start
+    left = np.repeat(sig_a, partners)
+    within = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+    right = sig_b[np.repeat(start, partners) + within]
+    lo, hi = np.minimum(left, right), np.maximum(left, right)
+    keep = lo != hi
+    codes: IntArray = lo[keep] * n + hi[keep]
+    return codes
+
+
+def name_persons(record_root: IntArray, refs: ObjectArray, previous: ObjectArray | None,
+                 held: Container[str] = frozenset(),
+                 ) -> tuple[IntArray, ObjectArray, IntArray, IntArray, IntArray]:
+    """Name each cluster of records: it keeps last run's id where most of its records had
+    it, largest clusters first (then by smallest ref), an id going to one cluster only;
+    otherwise its id derives from its smallest record ref (so a re-run gives the same
+    ids) — unless some cluster was voted that id, or a person not named here ``held`` it:
+    then from that ref and a counter.
+
+    Returns the clusters (``record_root`` values), their ids, each record's cluster index,
+    and the records ordered by cluster with each cluster's start (CSR)."""
+    codes, roots = pd.factorize(record_root)
+    of_record = codes.astype(np.int64)
+    count = len(roots)
+    order = np.argsort(of_record, kind="stable")
+    starts = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(of_record, minlength=count), out=starts[1:])
+    min_ref = (np.minimum.reduceat(refs[order], starts[:-1]) if count
+               else np.empty(0, dtype=object))
+    size = starts[1:] - starts[:-1]
+    ids = np.empty(count, dtype=object)
+    if previous is None:
+        previous = np.full(len(refs), None, dtype=object)
+    has = np.flatnonzero(previous != None)  # noqa: E711
+    pid_codes, found = pd.factorize(previous[has]) if len(has) else (has, [])
+    pids = object_array(list(found))
+    voted = set(pids.tolist())
+    minted: set[str] = set()
+
+    def mint(ref: str) -> str:
+        pid, k = mint_person_id(ref), 1
+        while pid in voted or pid in minted or pid in held:
+            k += 1
+            pid = mint_person_id(f"{ref}#{k}")
+        minted.add(pid)
+        return pid
+
+    width = max(len(pids), 1)
+    votes, counts = unique_counts(of_record[has] * width + pid_codes)
+    vroot, vpid = votes // width, votes % width
+    pid_rank = np.empty(len(pids), dtype=np.int64)
+    pid_rank[np.argsort(pids.astype(str), kind="stable")] = np.arange(len(pids))
+    ranked = np.lexsort((pid_rank[vpid], -counts, vroot))
+    vroot, vpid = vroot[ranked], vpid[ranked]
+    first = np.flatnonzero(np.r_[True, vroot[1:] != vroot[:-1]]) if len(vroot) else vroot
+    voters = np.bincount(vpid, minlength=len(pids))
+    contested = np.zeros(count, dtype=bool)
+    contested[vroot[voters[vpid] > 1]] = True
+    with_votes = np.zeros(count, dtype=bool)
+    with_votes[vroot] = True
+    simple = first[~contested[vroot[first]]]
+    ids[vroot[simple]] = pids[vpid[simple]]
+    minting = np.flatnonzero(~with_votes)
+    ids[minting] = [mint(r) for r in min_ref[minting].tolist()]
+    hard = np.flatnonzero(contested)
+    if len(hard):
+        # clusters that want a common id: one by one, largest first, then smallest ref
+        taken: set[str] = set()
+        candidates: dict[int, list[str]] = {}
+        for r, p in zip(vroot.tolist(), vpid.tolist(), strict=True):
+            if contested[r]:
+                candidates.setdefault(r, []).append(pids[p])
+        for r in sorted(hard.tolist(), key=lambda r: (-size[r], min_ref[r])):
+            name = next((p for p in candidates[r] if p not in taken), None)
+            ids[r] = name if name is not None else mint(min_ref[r])
+            taken.add(ids[r])
+    return np.asarray(roots, dtype=np.int64), ids, of_record, order, starts
+
+
+@dataclass
+class Details:
+    """What holds a person together beyond identifiers: its weakest link, its links, and
+    its doubts (review-band links to other persons)."""
+
+    confidence: float = 1.0
+    links: list[Link] = field(default_factory=list)
+    doubts: list[Link] = field(default_factory=list)
+
+
+class Persons(Mapping[str, Person]):
+    """The persons of a resolution, each built when first looked at: a run at national
+    scale has a million, and a run reads only those with a finding. ``ids[k]`` holds
+    ``refs[starts[k]:starts[k + 1]]``; ``details``: of the persons with links or doubts."""
+
+    def __init__(self, ids: ObjectArray, refs: ObjectArray, starts: IntArray,
+                 details: Mapping[str, Details]) -> None:
+        self._ids = ids
+        self._refs = refs
+        self._starts = starts
+        self._details = details
+        self._place: dict[str, int] | None = None
+        self._built: dict[int, Person] = {}
+
+    def _index(self) -> dict[str, int]:
+        if self._place is None:
+            self._place = {pid: k for k, pid in enumerate(self._ids.tolist())}
+        return self._place
+
+    def __getitem__(self, pid: str) -> Person:
+        k = self._index()[pid]
+        person = self._built.get(k)
+        if person is None:
+            refs = sorted(self._refs[self._starts[k]:self._starts[k + 1]].tolist())
+            held = self._details.get(pid)
+            person = (Person(pid, refs, held.confidence, list(held.links), list(held.doubts))
+                      if held is not None else Person(pid, refs, 1.0))
+            self._built[k] = person
+        return person
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids.tolist())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._index()
+
+    @property
+    def details(self) -> Mapping[str, Details]:
+        return self._details
 
 
 def _score_bound(threshold: float) -> float:

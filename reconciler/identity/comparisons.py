@@ -353,11 +353,16 @@ class NameSimilarity(Comparison):
         both = np.flatnonzero((ci >= 0) & (cj >= 0))
         a, b = ci[both], cj[both]
         same = a == b
+        if "nameset" in f:  # the same tokens in another order: the same name
+            sets = f["nameset"]
+            same |= sets[i[both]] == sets[j[both]]
         out[both[same]] = 0
         rest = both[~same]
         if len(rest):
+            # the similarity is symmetric: each distinct pair of names is compared once
             width = len(tokens) + 1
-            pairs, inverse = unique_inverse(a[~same] * width + b[~same])
+            a, b = a[~same], b[~same]
+            pairs, inverse = unique_inverse(np.minimum(a, b) * width + np.maximum(a, b))
             thresholds = self.thresholds
             differs = len(thresholds)
             graded = np.empty(len(pairs), dtype=np.int8)
@@ -550,44 +555,34 @@ def block_pairs(sig: IntArray, keys: Keys | npt.NDArray[Any], max_block_size: in
 
 
 def iter_block_pairs(sig: IntArray, keys: Keys | npt.NDArray[Any], max_block_size: int,
-                     n: int, chunk: int = 1 << 22,
-                     group: IntArray | None = None) -> Iterator[IntArray]:
-    """:func:`block_pairs` in pieces of about ``chunk`` pairs. With ``group`` (a group per
-    signature), pairs of one group are left out — a national run's blocks hold tens of
-    millions of pairs of one person's signatures, already one identifier cluster."""
+                     n: int, chunk: int = 1 << 22) -> Iterator[IntArray]:
+    """:func:`block_pairs` in pieces of about ``chunk`` pairs."""
     if not len(keys):
         return
     values = keys if isinstance(keys, np.ndarray) else np.asarray(keys, dtype=object)
     codes = pd.factorize(values, sort=False)[0]
-    groups = group[sig] if group is not None else sig
-    order = np.lexsort((sig, groups, codes))
-    code_s, sig_s, group_s = codes[order], sig[order], groups[order]
+    order = np.lexsort((sig, codes))
+    code_s, sig_s = codes[order], sig[order]
     starts = np.flatnonzero(np.r_[True, code_s[1:] != code_s[:-1]])
     sizes = np.diff(np.r_[starts, len(code_s)])
     keep = (sizes >= 2) & (sizes <= max_block_size)
     starts, sizes = starts[keep], sizes[keep]
     if not len(starts):
         return
-    # the end of each member's run of one group within its block
-    member_all = np.repeat(starts, sizes) + (np.arange(int(sizes.sum()))
-                                             - np.repeat(np.cumsum(sizes) - sizes, sizes))
-    block_end = np.repeat(starts + sizes, sizes)
-    run_break = np.r_[(code_s[1:] != code_s[:-1]) | (group_s[1:] != group_s[:-1]), True]
-    run_end_at = np.flatnonzero(run_break) + 1  # positions just past each run
-    run_end = run_end_at[np.searchsorted(run_end_at, member_all, side="right")]
-    partners_all = block_end - run_end
-    total = np.cumsum(partners_all)
+    total = np.cumsum(sizes * (sizes - 1) // 2)
     first = 0
-    while first < len(member_all):
+    while first < len(starts):
         done = int(total[first - 1]) if first else 0
         last = max(int(np.searchsorted(total, done + chunk, side="right")), first + 1)
-        member, partners = member_all[first:last], partners_all[first:last]
-        after = run_end[first:last]
+        st, sz = starts[first:last], sizes[first:last]
         first = last
-        # every member pairs with the members of other groups after it in its block
+        # every member pairs with the members after it in its block
+        ends = np.cumsum(sz)
+        member = np.repeat(st - (ends - sz), sz) + np.arange(int(ends[-1]))
+        partners = np.repeat(st + sz, sz) - member - 1
         left = np.repeat(member, partners)
         offsets = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
-        a, b = sig_s[left], sig_s[np.repeat(after, partners) + offsets]
+        a, b = sig_s[left], sig_s[left + offsets + 1]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         distinct = lo != hi
         pair_codes: IntArray = (lo[distinct] * n + hi[distinct]).astype(np.int64)

@@ -34,13 +34,28 @@ def lock_chain(conn: Connection) -> None:
         conn.execute(text("UPDATE audit_log SET id = id WHERE 1 = 0"))
 
 
-def _digest(prev: str, at: datetime, actor: str, action: str, subject: str | None,
-            details: Mapping[str, Any]) -> str:
+def _stamp(at: datetime) -> str:
     # SQLite hands back naive UTC datetimes, PostgreSQL aware ones: hash one canonical text.
-    stamp = (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _digest(prev: str, at: datetime | str, actor: str, action: str, subject: str | None,
+            details: Mapping[str, Any]) -> str:
+    """``at``: the time, or its :func:`_stamp` already made (a run stamps every entry
+    with one time)."""
+    stamp = at if isinstance(at, str) else _stamp(at)
     body = json.dumps([prev, stamp, actor, action, subject, details],
                       sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(details: Mapping[str, Any]) -> bool:
+    """A dict of text keys and JSON scalars: it survives a JSON round trip unchanged."""
+    return type(details) is dict and all(
+        type(k) is str and type(v) in _SCALARS for k, v in details.items())
 
 
 class AuditTrail:
@@ -53,11 +68,16 @@ class AuditTrail:
                            .limit(1)).scalar()
         self.tip: str = tip or GENESIS
         self._rows: list[dict[str, Any]] = []
+        self._stamps: tuple[datetime, str] | None = None  # the last time stamped
 
     def append(self, at: datetime, actor: str, action: str, subject: str | None,
                details: Mapping[str, Any]) -> None:
-        clean = json.loads(json.dumps(details, default=str))
-        digest = _digest(self.tip, at, actor, action, subject, clean)
+        # what the database will hand back: JSON's own types (a flat dict of them as is)
+        clean = dict(details) if _plain(details) else \
+            json.loads(json.dumps(details, default=str))
+        if self._stamps is None or self._stamps[0] != at:  # equal instants: one stamp
+            self._stamps = (at, _stamp(at))
+        digest = _digest(self.tip, self._stamps[1], actor, action, subject, clean)
         self._rows.append({"at": at, "actor": actor, "action": action, "subject": subject,
                            "details": clean, "prev_hash": self.tip, "hash": digest})
         self.tip = digest
@@ -74,10 +94,16 @@ def verify(conn: Connection) -> tuple[bool, int, str]:
     """(ok, entries checked, message naming the first broken entry)."""
     prev = GENESIS
     count = 0
+    stamps: dict[datetime, str] = {}  # a run stamps all its entries with one time
     for row in conn.execute(select(audit_log).order_by(audit_log.c.id)).mappings():
         count += 1
         at = row["at"]
-        expected = _digest(prev, at, row["actor"], row["action"], row["subject"],
+        stamp = stamps.get(at)
+        if stamp is None:
+            stamp = stamps[at] = _stamp(at)
+            if len(stamps) > 10_000:
+                stamps.clear()
+        expected = _digest(prev, stamp, row["actor"], row["action"], row["subject"],
                            row["details"])
         if row["prev_hash"] != prev:
             return False, count, f"entry {row['id']}: previous hash does not match (deleted?)"

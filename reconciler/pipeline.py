@@ -7,34 +7,54 @@ crash before that commit leaves nothing half-done, and the re-run starts clean.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
+import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, inspect, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors import build_connector
-from reconciler.actions import Actor, person_views
+from reconciler.actions import Actor, column_values, person_views
 from reconciler.bus.relay import OutboxRelay, RelayResult, outbox_status
 from reconciler.config import Settings
 from reconciler.errors import FatalError
 from reconciler.identity.index import PersonIndex
-from reconciler.identity.resolve import IdentityResolver
+from reconciler.identity.resolve import IdentityResolver, Resolution
 from reconciler.ingest import DeliveryStats, pull_connector, summarize
 from reconciler.metrics import Metrics
 from reconciler.migrate import is_current, upgrade
 from reconciler.notify import Notifier
-from reconciler.registry import EmbeddedRegistry, RegistryGateway
+from reconciler.registry import (
+    SHARED_ACROSS_FEEDS,
+    EmbeddedRegistry,
+    RegistryGateway,
+    gc_paused,
+    read_frame,
+)
 from reconciler.rules.catalogue import Catalogue, load_catalogue
 from reconciler.rules.engine import evaluate
 from reconciler.rules.facts import build_facts
-from reconciler.storage import create_db_engine, person_records, runs, source_records
+from reconciler.storage import (
+    create_db_engine,
+    insert_rows,
+    person_records,
+    runs,
+    source_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +66,7 @@ PARTNER_COLUMNS = {
     "payroll": ["employer_id", "period", "basic_wage", "housing_allowance",
                 "other_allowances", "paid_on"],
 }
+ACT_CACHE_MIB = 256  # SQLite page cache while the act writes (see _sqlite_cache)
 IDENTITY = ["national_id", "residence_id", "border_number", "passport_number", "invalid_ids",
             "nationality", "name_en", "name_ar", "date_of_birth", "sex"]
 
@@ -53,12 +74,16 @@ IDENTITY = ["national_id", "residence_id", "border_number", "passport_number", "
 class Progress:
     """Stage lines on standard error: what is running and how long each stage took."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None,
+                 heartbeat: Callable[[str], None] | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.timings: dict[str, float] = {}
+        self.heartbeat = heartbeat  # called as each stage starts (the run's sign of life)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if self.heartbeat is not None:
+            self.heartbeat(name)
         if self.enabled:
             print(f"… {name}", file=sys.stderr, flush=True)
         start = time.perf_counter()
@@ -151,13 +176,21 @@ class Reconciler:
         now = now or datetime.now(UTC)
         report = RunReport(as_of=as_of)
         with progress.stage("load"), self.engine.connect() as conn:
-            partner = {feed: _partner_frame(conn, feed, cols)
+            # one table of the identifiers and names read: the ones every feed repeats are
+            # held once (read_frame; most of the load's memory at a million workers)
+            strings: dict[Any, Any] = {}
+            partner = {feed: _partner_frame(conn, feed, cols, strings)
                        for feed, cols in PARTNER_COLUMNS.items()}
-            contributors = self.registry.contributors(conn)
-            engagements = self.registry.engagements(conn)
-            previous = dict(conn.execute(select(person_records.c.record_ref,
-                                                person_records.c.person_id)).all())
-        records = _identity_records(partner, contributors, engagements)
+            if isinstance(self.registry, EmbeddedRegistry):
+                contributors = self.registry.contributors(conn, strings)
+                engagements = self.registry.engagements(conn, strings)
+            else:
+                contributors = _shared(self.registry.contributors(conn), strings)
+                engagements = self.registry.engagements(conn)
+            del strings
+            previous = _person_index(conn)
+            records = _identity_records(partner, contributors, engagements)
+            partner, contributors = _views_of_records(records, partner, contributors)
         with progress.stage("resolve identities"):
             ident = self.settings.identity
             resolver = IdentityResolver(ident.auto_threshold, ident.review_threshold,
@@ -171,28 +204,40 @@ class Reconciler:
                     "records": len(records), "changed": len(delta),
                     "re_resolved": touched.stats["records"] if touched else 0,
                     "persons": len(self.index.members)})
+                del delta, touched
             else:
                 resolution = resolver.resolve(records, previous)
         report.identity = resolution.stats
-        person_of = pd.Series(resolution.person_of, dtype=object)
-        records["person_id"] = records["ref"].map(person_of)
         with progress.stage("check signs"):
-            for feed, frame in partner.items():
-                frame["person_id"] = (feed + ":" + frame["key"].astype(str)).map(person_of)
-            contributors = contributors.copy()
-            contributors["person_id"] = ("contributors:" + contributors["contributor_id"]
-                                         .astype(str)).map(person_of)
-            engagements = engagements.copy()
+            # records run feed by feed in the order of the frames they were built from:
+            # each frame's persons are a slice of the records' (no second lookup by ref)
+            refs = records["ref"].to_numpy()
+            person_ids = _person_ids(resolution, refs)
+            changes = _index_changes(previous, refs, person_ids)
+            del previous, refs
+            records["person_id"] = person_ids
+            start = 0
+            for frame in (*partner.values(), contributors):
+                frame["person_id"] = person_ids[start:start + len(frame)]
+                start += len(frame)
+            del person_ids
             engagements["person_id"] = engagements["contributor_id"].map(
                 contributors.set_index("contributor_id")["person_id"])
             facts = build_facts(as_of, partner["contracts"], partner["permits"],
                                 partner["payroll"], contributors, engagements)
             hits = evaluate(self.catalogue, facts)
+            del facts, partner, contributors, engagements
             views = person_views(records, resolution.persons, {h.person_id for h in hits})
-        with progress.stage("act"), self.engine.begin() as conn:
+            del records
+            gc.collect()
+        with progress.stage("act"), self.engine.begin() as conn, \
+                _sqlite_cache(conn, ACT_CACHE_MIB):
             actor = Actor(conn, self.catalogue, self.registry, ident.auto_threshold, as_of, now)
             stats = actor.act(hits, views)
-            _save_person_index(conn, previous, resolution.person_of)
+            del actor, views, hits
+            _save_person_index(conn, changes)
+        del resolution, changes
+        gc.collect()
         report.findings = {"opened": stats.opened, "updated": stats.updated,
                            "reopened": stats.reopened, "resolved": stats.resolved,
                            "auto_registered": stats.auto_registered,
@@ -200,14 +245,11 @@ class Reconciler:
         return report
 
     def run_once(self, progress: Progress | None = None) -> RunReport:
-        """Pull every connector once, reconcile, act; record the run."""
+        """Pull every connector once, reconcile, act; record the run (:class:`RunRecord`)."""
         progress = progress or Progress(False)
         as_of = self.settings.today()
-        started = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            run_id = conn.execute(insert(runs).values(
-                started_at=started, as_of=as_of, status="running").returning(runs.c.id)
-            ).scalar_one()
+        run = RunRecord.start(self.engine, as_of)
+        progress.heartbeat = run.beat
         status = "failed"
         try:
             pulled = self.pull(progress)
@@ -225,21 +267,173 @@ class Reconciler:
             status = "succeeded"
             return report
         finally:
+            progress.heartbeat = None
             if status == "failed" and self.metrics is not None:
                 self.metrics.observe_run_failed()
+            run.finish(status, {"timings": progress.timings})
+
+
+# -- the runs table ----------------------------------------------------------------------------
+
+STALE_RUN = timedelta(hours=2)
+
+
+def run_process() -> dict[str, Any]:
+    """The process a run row is written by: host name, PID namespace (two containers may
+    share a host name, never a namespace), PID and the process's start time in clock ticks
+    since boot (a PID is reused; a PID with its start time is not). Linux gives all four;
+    elsewhere the namespace and start time are None."""
+    return {"host": socket.gethostname(), "pid_ns": _pid_namespace(), "pid": os.getpid(),
+            "pid_start": _process_start(os.getpid())}
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """Field 22 of ``/proc/<pid>/stat`` (after the parenthesised command name, which may
+    itself hold spaces and parentheses); None without procfs or without the process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def _process_gone(process: Mapping[str, Any]) -> bool | None:
+    """Whether the process a row names is known to have ended: True/False when it ran in
+    this PID namespace on this host, None when this process cannot tell."""
+    me = run_process()
+    if process.get("host") != me["host"] or process.get("pid_ns") != me["pid_ns"]:
+        return None
+    try:
+        pid = int(process["pid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    started = process.get("pid_start")
+    return started is not None and _process_start(pid) not in (None, started)
+
+
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def reap_abandoned_runs(conn: Connection, now: datetime, keep: int | None = None,
+                        stale_after: timedelta = STALE_RUN) -> list[int]:
+    """Mark ``abandoned`` the ``running`` rows whose run is over without having said so —
+    killed (SIGKILL, the OOM killer, a power cut), so its ``finally`` never ran; the ids
+    marked. A row is abandoned when
+
+    * its process ran on this host, in this PID namespace, and is gone: no such PID, or
+      the PID belongs to a process started at another time (reused). Exact, and at
+      once: this is what clears a ``run --once`` or a daemon killed on the machine that
+      runs the next one; or
+    * nothing has been heard of it for ``stale_after``: its last heartbeat (written as
+      each stage starts), else its start. This covers a run on another host, a row
+      written before runs recorded their process, and a live process whose run ended
+      without its final write (the database was down at that moment). Two hours is far
+      above any stage at the sizes the reconciler is built for.
+
+    Not from the database's locks: on SQLite a run holds the write lock only while it
+    commits a unit of work, not for the whole run, and on PostgreSQL two daemons without
+    the scheduler lease may overlap. A live run wrongly marked (a stage silent for longer
+    than ``stale_after``) puts its own status back when it ends: the final update is by
+    id and sets the status whatever it was. ``keep``: the caller's own row."""
+    rows = conn.execute(select(runs.c.id, runs.c.started_at, runs.c.stats)
+                        .where(runs.c.status == "running")).all()
+    marked = []
+    for run_id, started_at, stats in rows:
+        if run_id == keep:
+            continue
+        stats = stats if isinstance(stats, dict) else {}
+        process = stats.get("process")
+        process = process if isinstance(process, dict) else {}
+        gone = _process_gone(process) if process else None
+        last = _aware(stats.get("heartbeat_at")) or _aware(started_at)
+        if gone:
+            reason = f"process {process.get('pid')} on {process.get('host')} is gone"
+        elif last is not None and now - last > stale_after:
+            reason = f"no sign of life since {last.isoformat()}"
+        else:
+            continue
+        conn.execute(update(runs).where(runs.c.id == run_id, runs.c.status == "running")
+                     .values(status="abandoned", stats={
+                         **stats, "abandoned": {"at": now.isoformat(), "reason": reason,
+                                                "by": run_process()}}))
+        log.warning("run %s abandoned: %s", run_id, reason)
+        marked.append(int(run_id))
+    return marked
+
+
+@dataclass
+class RunRecord:
+    """A run's row in ``runs``: written as it starts (abandoned rows reaped in the same
+    transaction), a heartbeat as each stage starts, the outcome as it ends. The row says
+    which process runs it (:func:`run_process`), so the next run can tell a killed one
+    from a live one (:func:`reap_abandoned_runs`)."""
+
+    engine: Engine
+    run_id: int
+    stats: dict[str, Any]
+
+    @classmethod
+    def start(cls, engine: Engine, as_of: date, stats: Mapping[str, Any] | None = None,
+              now: datetime | None = None) -> RunRecord:
+        now = now or datetime.now(UTC)
+        row = {**(stats or {}), "process": run_process(), "heartbeat_at": now.isoformat()}
+        with engine.begin() as conn:
+            # the insert first: on SQLite it takes the write lock before anything is read
+            run_id = conn.execute(insert(runs).values(
+                started_at=now, as_of=as_of, status="running", stats=row)
+                .returning(runs.c.id)).scalar_one()
+            reap_abandoned_runs(conn, now, keep=run_id)
+        return cls(engine, int(run_id), row)
+
+    def beat(self, stage: str) -> None:
+        """The run is alive, at ``stage`` (best effort: a failed write is only logged)."""
+        now = datetime.now(UTC)
+        self.stats = {**self.stats, "heartbeat_at": now.isoformat(), "stage": stage}
+        try:
             with self.engine.begin() as conn:
-                conn.execute(update(runs).where(runs.c.id == run_id).values(
-                    finished_at=datetime.now(UTC), status=status,
-                    stats={"timings": progress.timings}))
+                conn.execute(update(runs).where(runs.c.id == self.run_id)
+                             .values(stats=self.stats))
+        except SQLAlchemyError as exc:
+            log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
+
+    def finish(self, status: str, stats: Mapping[str, Any]) -> None:
+        """Record the outcome (over ``abandoned`` too: a run that ends says how)."""
+        final = {k: v for k, v in self.stats.items() if k != "stage"} | dict(stats)
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == self.run_id).values(
+                finished_at=datetime.now(UTC), status=status, stats=final))
 
 
-def _partner_frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFrame:
+def _partner_frame(conn: Connection, feed: str, columns: list[str],
+                   strings: dict[Any, Any] | None = None) -> pd.DataFrame:
     cols = ["record_key", *IDENTITY, *[c for c in columns if c not in IDENTITY]]
     table = source_records
-    rows = conn.execute(select(*[table.c[c] for c in cols])
-                        .where(table.c.feed == feed, table.c.is_current)
-                        .order_by(table.c.id)).all()
-    frame = pd.DataFrame(rows, columns=cols).rename(columns={"record_key": "key"})
+    frame = read_frame(conn, select(*[table.c[c] for c in cols])
+                       .where(table.c.feed == feed, table.c.is_current)
+                       .order_by(table.c.id), distinct=("record_key",), strings=strings
+                       ).rename(columns={"record_key": "key"})
     for col in ("basic_wage", "housing_allowance", "other_allowances"):
         if col in frame:
             frame[col] = pd.to_numeric(frame[col])
@@ -248,38 +442,236 @@ def _partner_frame(conn: Connection, feed: str, columns: list[str]) -> pd.DataFr
 
 def _identity_records(partner: dict[str, pd.DataFrame], contributors: pd.DataFrame,
                       engagements: pd.DataFrame) -> pd.DataFrame:
-    """Every identity-bearing record, one row each; a registry record carries the employer
-    of its active engagement, which the resolver's same-employer evidence uses."""
+    """Every identity-bearing record, one row each, feed by feed in the order of
+    ``partner`` and then the registry; a registry record carries the employer of its
+    active engagement, which the resolver's same-employer evidence uses.
+
+    Built column by column (one copy of each column, the values themselves shared with
+    the frames they come from); a column a feed lacks is NaN, as ``reindex`` gives
+    (``updated_at``: NaT)."""
     active = engagements[engagements["status"] == "ACTIVE"]
-    contributors = contributors.assign(employer_id=contributors["contributor_id"].map(
-        active.groupby("contributor_id")["employer_id"].first()))
-    frames = []
-    for feed, frame in partner.items():
-        sub = frame.reindex(columns=["key", "employer_id", "updated_at", *IDENTITY]).copy()
-        sub.insert(0, "feed", feed)
-        frames.append(sub)
-    reg = contributors.rename(columns={"contributor_id": "key"}).reindex(
-        columns=["key", "employer_id", "updated_at", *IDENTITY]).copy()
-    reg.insert(0, "feed", "contributors")
-    frames.append(reg)
-    columns = ["feed", "key", "employer_id", "updated_at", *IDENTITY]
-    frames = [f.astype(object) for f in frames if not f.empty]
-    records = (pd.concat(frames, ignore_index=True) if frames
-               else pd.DataFrame(columns=columns))
-    records.insert(0, "ref", records["feed"] + ":" + records["key"].astype(str))
+    employer = contributors["contributor_id"].map(
+        active.groupby("contributor_id", sort=False)["employer_id"].first())
+    registry = contributors.rename(columns={"contributor_id": "key"}, copy=False)
+    registry["employer_id"] = employer
+    columns = ["key", "employer_id", "updated_at", *IDENTITY]
+    parts = [(feed, frame) for feed, frame in [*partner.items(), ("contributors", registry)]
+             if not frame.empty]
+    if not parts:
+        records = pd.DataFrame(columns=["feed", *columns])
+        records.insert(0, "ref", records["feed"] + ":" + records["key"].astype(str))
+        return records
+    data: dict[str, npt.NDArray[Any]] = {
+        "feed": np.concatenate([_filled(len(f), feed) for feed, f in parts])}
+    for col in columns:
+        if col != "updated_at":
+            data[col] = np.concatenate([_objects(f, col) for _, f in parts])
+    records = pd.DataFrame(data, dtype=object, copy=False)
+    # only the person views read it (to order a person's records): kept as the instants
+    # they are, not one Timestamp object per record
+    records.insert(3, "updated_at", pd.concat(
+        [f["updated_at"] if "updated_at" in f else
+         pd.Series(pd.NaT, index=range(len(f)), dtype="datetime64[ns, UTC]")
+         for _, f in parts], ignore_index=True))
+    refs = np.concatenate([feed + ":" + f["key"].astype(str).to_numpy(dtype=object)
+                           for feed, f in parts])
+    records.insert(0, "ref", refs)
     return records
 
 
-def _save_person_index(conn: Connection, previous: dict[str, str],
-                       current: dict[str, str]) -> None:
-    """Write only what changed: the index is as large as the data, the change is small."""
-    gone = [ref for ref in previous if ref not in current]
-    changed = [{"record_ref": ref, "person_id": pid} for ref, pid in current.items()
-               if previous.get(ref) != pid]
-    stale = [r["record_ref"] for r in changed if r["record_ref"] in previous]
-    doomed = gone + stale
-    for i in range(0, len(doomed), 900):
-        conn.execute(delete(person_records)
-                     .where(person_records.c.record_ref.in_(doomed[i:i + 900])))
-    if changed:
-        conn.execute(insert(person_records), changed)
+def _views_of_records(records: pd.DataFrame, partner: dict[str, pd.DataFrame],
+                      contributors: pd.DataFrame
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The frames :func:`_identity_records` was built from, each column the records also
+    hold (key, employer, identity fields) now a slice of the records' column: one array
+    of references per column instead of two (half a gigabyte at a million workers)."""
+    out: dict[str, pd.DataFrame] = {}
+    start = 0
+    for feed, frame in [*partner.items(), ("contributors", contributors)]:
+        if frame.empty:  # not in the records
+            out[feed] = frame
+            continue
+        stop = start + len(frame)
+        data: dict[str, Any] = {}
+        for col in frame.columns:
+            source = "key" if (feed, col) == ("contributors", "contributor_id") else col
+            shared = source in ("key", "updated_at", *IDENTITY) or (
+                source == "employer_id" and feed != "contributors")  # the registry's: derived
+            if shared and source in records and records[source].dtype == frame[col].dtype:
+                data[col] = column_values(records[source])[start:stop]
+            else:
+                data[col] = column_values(frame[col])
+        out[feed] = pd.DataFrame(data, index=frame.index, copy=False)
+        start = stop
+    return {feed: out[feed] for feed in partner}, out["contributors"]
+
+
+def _objects(frame: pd.DataFrame, col: str) -> npt.NDArray[Any]:
+    """``frame[col]`` as Python objects (as ``astype(object)`` gives); NaN when absent."""
+    out: npt.NDArray[Any] = (frame[col].to_numpy(dtype=object) if col in frame
+                             else _filled(len(frame), np.nan))
+    return out
+
+
+def _filled(n: int, value: object) -> npt.NDArray[Any]:
+    """``n`` times the one object ``value`` (``np.full`` would make ``n`` copies of it)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
+def _person_index(conn: Connection) -> dict[str, str]:
+    """The stored person index, record ref -> person id (one ``str`` per person id)."""
+    frame = read_frame(conn, select(person_records.c.record_ref, person_records.c.person_id),
+                       distinct=("record_ref",))
+    return dict(zip(frame["record_ref"].tolist(), frame["person_id"].tolist(), strict=True))
+
+
+def _shared(frame: pd.DataFrame, strings: dict[Any, Any]) -> pd.DataFrame:
+    """``frame`` (from a registry of the institution's own) with its identifiers and names
+    taken from ``strings``, as :func:`read_frame` does for the embedded one; a column of
+    anything but text is left as is."""
+    for col in SHARED_ACROSS_FEEDS:
+        if col in frame and frame[col].dtype == object:
+            values = frame[col].tolist()
+            try:
+                shared = list(map(strings.setdefault, values, values))
+            except TypeError:  # unhashable: not text
+                continue
+            out = np.empty(len(shared), dtype=object)
+            out[:] = shared
+            frame[col] = out
+    return frame
+
+
+SAVE_CHUNK = 100_000  # person_records rows written per statement
+BULK_INDEX_ROWS = 100_000  # new person_records rows from which its indexes are rebuilt
+
+
+@dataclass
+class IndexChanges:
+    """What the stored person index needs to equal this run's persons: refs ``gone``,
+    ``moved`` (new person id, ref), and the refs at ``new`` places of ``refs`` added
+    (with ``person_ids`` at the same places) — kept as places, not rows, until written:
+    on a first run that is every record."""
+
+    gone: list[tuple[str]]
+    moved: list[tuple[str, str]]
+    refs: npt.NDArray[Any]
+    person_ids: npt.NDArray[Any]
+    new: npt.NDArray[np.intp]
+
+    def added(self) -> list[tuple[str, str]]:
+        """The (ref, person id) rows to insert, in ref order (appended to the primary
+        key's B-tree instead of scattered over it: half the time on SQLite)."""
+        return sorted(zip(self.refs[self.new].tolist(), self.person_ids[self.new].tolist(),
+                          strict=True), key=itemgetter(0))
+
+    @property
+    def bulk(self) -> bool:
+        """Most of the index is new (a first run): cheaper to build its secondary indexes
+        once after the insert than to keep them up to date row by row."""
+        return len(self.new) >= BULK_INDEX_ROWS and len(self.new) > len(self.refs) // 2
+
+
+def _index_changes(previous: dict[str, str], refs: npt.NDArray[Any],
+                   person_ids: npt.NDArray[Any]) -> IndexChanges:
+    """Compare this run's persons (``person_ids[k]`` of ``refs[k]``) with ``previous``,
+    which this empties (what is left in it is gone)."""
+    with gc_paused():
+        before = np.empty(len(refs), dtype=object)
+        before[:] = list(map(previous.pop, refs.tolist(), repeat(None)))
+        gone = [(ref,) for ref in previous]
+        previous.clear()
+        stored = ~_is_none(before)
+        resolved = ~np.asarray(pd.isna(person_ids), dtype=bool)  # every record, in practice
+        gone += [(ref,) for ref in refs[stored & ~resolved].tolist()]
+        new = np.flatnonzero(~stored & resolved)
+        moved_at = np.flatnonzero(stored & resolved & np.not_equal(before, person_ids))
+        moved = list(zip(person_ids[moved_at].tolist(), refs[moved_at].tolist(),
+                         strict=True))
+    return IndexChanges(gone, moved, refs, person_ids, new)
+
+
+def _save_person_index(conn: Connection, changes: IndexChanges) -> None:
+    """Write only what changed: the index is as large as the data, the change is small.
+    Records no longer present are deleted, moved ones updated, new ones inserted — each
+    in bulk on the driver's cursor (``COPY`` for the inserts on PostgreSQL)."""
+    with gc_paused(), _indexes_rebuilt(conn, person_records, changes.bulk):
+        _executemany(conn, "DELETE FROM person_records WHERE record_ref = ?", changes.gone)
+        _executemany(conn, "UPDATE person_records SET person_id = ? WHERE record_ref = ?",
+                     changes.moved)
+        added = changes.added()
+        if conn.dialect.name == "postgresql":
+            for i in range(0, len(added), SAVE_CHUNK):
+                insert_rows(conn, person_records, ["record_ref", "person_id"],
+                            added[i:i + SAVE_CHUNK])
+        else:
+            _executemany(conn, "INSERT INTO person_records (record_ref, person_id) "
+                         "VALUES (?, ?)", added)
+
+
+@contextmanager
+def _indexes_rebuilt(conn: Connection, table: Table, bulk: bool) -> Iterator[None]:
+    """With ``bulk``: the table's secondary indexes dropped for the block and built again
+    after it, in the caller's transaction (SQLite and PostgreSQL both roll DDL back with
+    it, so a crash leaves them as they were). Building an index over five million rows
+    once takes a third of the time of inserting them into it one by one."""
+    if not bulk or (conn.dialect.name == "sqlite"
+                    and not conn.connection.driver_connection.in_transaction):  # type: ignore[union-attr]
+        # (pysqlite opens its transaction at the first write: DDL before it would commit
+        # on its own, outside the unit of work. The act's first statement is a write.)
+        yield
+        return
+    present = {ix["name"] for ix in inspect(conn).get_indexes(table.name)}
+    dropped = [ix for ix in table.indexes if ix.name in present]
+    for index in dropped:
+        index.drop(conn)
+    yield
+    for index in dropped:
+        index.create(conn)
+
+
+def _is_none(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    return np.asarray(values == None, dtype=bool)  # noqa: E711 (element-wise)
+
+
+def _person_ids(resolution: Resolution, refs: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """The person of each ref (NaN for one not resolved): at array speed where the
+    resolution offers it, without building a dictionary of every record."""
+    many = getattr(resolution, "person_ids", None)
+    if many is not None:
+        ids: npt.NDArray[Any] = many(refs)
+        missing = _is_none(ids)
+        if missing.any():
+            ids[missing] = np.nan
+        return ids
+    out = np.empty(len(refs), dtype=object)
+    out[:] = list(map(resolution.person_of.get, refs.tolist(), repeat(np.nan)))
+    return out
+
+
+@contextmanager
+def _sqlite_cache(conn: Connection, mib: int) -> Iterator[None]:
+    """A page cache of ``mib`` MiB on this SQLite connection while a bulk unit of work
+    writes (SQLite's default is 2 MiB: inserting a million index entries then re-reads
+    pages from the file all the time); no-op elsewhere."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(mib) * 1024}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+
+
+def _executemany(conn: Connection, sql: str, rows: Sequence[tuple[str, ...]]) -> None:
+    """``sql`` (``?`` placeholders) once per row, on the driver's cursor."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    for i in range(0, len(rows), SAVE_CHUNK):
+        conn.exec_driver_sql(sql, rows[i:i + SAVE_CHUNK])

@@ -464,8 +464,8 @@ def test_rerun_after_kill_ends_like_an_uninterrupted_run(
     assert_no_duplicates(after)
     # the first complete reconcile, or the second when the killed run had committed one
     assert_same(after, reference[committed])
-    # a killed run stays recorded as it was left: running (nothing marks it otherwise)
-    assert run_statuses(database_url) == ["running"] * len(kills) + ["succeeded"]
+    # a killed run is marked abandoned by the next run (its process is gone)
+    assert run_statuses(database_url) == ["abandoned"] * len(kills) + ["succeeded"]
 
     # one more run: the steady state an uninterrupted run reaches on its second run
     again = rerun(database_url, inbox)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,12 +20,20 @@ class Delivery:
 
     ``cursor``, when set, is the connector's position *after* this delivery; ingest stores it
     in the transaction that stages the rows, so the cursor never runs ahead of the rows.
+
+    ``reader``, when set, is a picklable callable (a module-level function and its
+    arguments, e.g. ``functools.partial(read_csv_rows, path)``) that yields the same rows
+    as ``rows``, in another process; ``size`` is the delivery's size in bytes when known.
+    Ingest reads a large delivery that has both through a second process
+    (:mod:`reconciler.validation_worker`) and then never touches ``rows``.
     """
 
     source: str
     content_hash: str
     rows: Iterator[RawRow]
     cursor: str | None = None
+    reader: Callable[[], Iterable[RawRow]] | None = None
+    size: int | None = None
 
 
 class Connector(Protocol):

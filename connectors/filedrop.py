@@ -11,6 +11,7 @@ import csv
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from connectors.base import Delivery, RawRow
@@ -71,5 +72,6 @@ class FileDropConnector:
             if already_seen(content_hash):
                 continue
             yield Delivery(source=str(path), content_hash=content_hash,
-                           rows=read_csv_rows(path))
+                           rows=read_csv_rows(path), reader=partial(read_csv_rows, path),
+                           size=path.stat().st_size)
 

@@ -72,7 +72,7 @@ from reconciler.bus.relay import Backoff, OutboxRelay
 from reconciler.config import Schedule, Settings
 from reconciler.errors import ReconcilerError
 from reconciler.health import SchedulerStatus
-from reconciler.ingest import DeliveryStats, pull_connector
+from reconciler.ingest import DeliveryStats, pull_connector, validation_worker
 from reconciler.lease import Fence, LeaseKeeper, LeaseLost, SchedulerLease
 from reconciler.metrics import Metrics, create_metrics
 from reconciler.migrate import current_revision, head_revision, is_current, upgrade
@@ -246,7 +246,9 @@ class Daemon:
         stats: list[DeliveryStats] = []
         status, error = "failed", None
         try:
-            stats = pull_connector(units.begin, connector, self.app.settings.identity.profile)
+            with validation_worker() as worker:
+                stats = pull_connector(units.begin, connector,
+                                       self.app.settings.identity.profile, worker=worker)
             failures = [s.error for s in stats if s.error]
             status = "failed" if failures else "stopped" if connector.stopped else "succeeded"
             error = failures[0] if failures else None

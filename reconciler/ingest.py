@@ -26,18 +26,18 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from connectors.base import Connector, Delivery, IncrementalConnector, RawRow
+from connectors.base import Connector, Delivery, IncrementalConnector
 from reconciler.contract import FEED_SPECS, ChunkValidator, FeedSpec
 from reconciler.errors import FatalError, ReconcilerError, RetriableError
 from reconciler.identity.identifiers import IdentifierProfile
@@ -48,11 +48,18 @@ from reconciler.storage import (
     insert_rows,
     quarantine,
     source_records,
+    sqlite_cache,
+)
+from reconciler.validation_worker import (
+    WORKER_MIN_BYTES,
+    Checked,
+    ValidationWorker,
+    check_rows,
 )
 
 log = logging.getLogger(__name__)
 
-CHUNK = 5000
+INGEST_CACHE_MIB = 256  # SQLite page cache while a delivery is staged (11 % faster)
 
 
 @dataclass
@@ -154,8 +161,11 @@ class Ingestor:
             itemgetter(*stored) if len(stored) > 1
             else (lambda values: tuple(values[i] for i in stored)))
 
-    def ingest(self, conn: Connection, connector: str, delivery: Delivery,
-               now: datetime) -> DeliveryStats:
+    def ingest(self, conn: Connection, connector: str, delivery: Delivery, now: datetime,
+               worker: ValidationWorker | None = None) -> DeliveryStats:
+        """Stage ``delivery`` in ``conn``'s transaction; read and validated by ``worker``
+        (another process) when the delivery can be read there and is large enough to be
+        worth it (:mod:`reconciler.validation_worker`)."""
         stats = DeliveryStats(connector=connector, feed=self.spec.name, source=delivery.source)
         delivery_id = conn.execute(
             insert(deliveries).values(
@@ -163,13 +173,15 @@ class Ingestor:
                 content_hash=delivery.content_hash, received_at=now,
             ).returning(deliveries.c.id)
         ).scalar_one()
-        validator = ChunkValidator(self.spec, self.profile)  # its caches live one delivery
-        rows = iter(delivery.rows)
+        if worker is not None and delivery.reader is not None and (
+                delivery.size or 0) >= WORKER_MIN_BYTES:
+            chunks = worker.checked(delivery.reader, self.spec.name, self.profile)
+        else:  # the validator's caches live one delivery
+            chunks = check_rows(delivery.rows, ChunkValidator(self.spec, self.profile))
         with _cyclic_gc_paused():
-            # a chunk taken in one call, not a row at a time through a Python loop
-            while chunk := list(islice(rows, CHUNK)):
-                self._chunk(conn, delivery_id, delivery.source, chunk, stats, now, validator)
-                del chunk
+            for checked in chunks:
+                self._chunk(conn, delivery_id, delivery.source, checked, stats, now)
+                del checked
                 gc.collect(0)  # the chunk is gone; whatever cycles it made go too
         conn.execute(
             update(deliveries).where(deliveries.c.id == delivery_id).values(
@@ -180,14 +192,14 @@ class Ingestor:
         )
         return stats
 
-    def _chunk(self, conn: Connection, delivery_id: int, source: str, chunk: list[RawRow],
-               stats: DeliveryStats, now: datetime, validator: ChunkValidator) -> None:
+    def _chunk(self, conn: Connection, delivery_id: int, source: str, checked: Checked,
+               stats: DeliveryStats, now: datetime) -> None:
         feed = self.spec.name
-        result = validator.validate([raw for _, raw in chunk])
-        stats.rows_total += len(chunk)
+        result, lines = checked.result, checked.lines
+        stats.rows_total += len(lines)
         rejected: list[dict[str, Any]] = []
         for i, exc in result.rejected:
-            line_no, raw = chunk[i]
+            line_no, raw = lines[i], checked.rejected_raws[i]
             stats.rows_quarantined += 1
             kind = _quarantine_key(exc.reason)
             stats.reasons[kind] = stats.reasons.get(kind, 0) + 1
@@ -209,7 +221,7 @@ class Ingestor:
             if key in current and current[key][1] != row_hash}))
         pending: dict[tuple[str, str], list[Any]] = {}  # rows in self.insert_columns order
         retire: list[int] = []
-        stored, lines = self._stored, [line_no for line_no, _ in chunk]
+        stored = self._stored
         new = duplicate = superseded = 0
         for i, key, version, row_hash, values, extra in zip(
                 result.index, result.keys, result.versions, result.hashes, result.values,
@@ -279,6 +291,7 @@ def _kind(exc: ReconcilerError) -> str:
 def pull_connector(
     begin: Callable[[], Any], connector: Connector | IncrementalConnector,
     profile: IdentifierProfile, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    worker: ValidationWorker | None = None,
 ) -> list[DeliveryStats]:
     """Pull every new delivery of ``connector``; each one commits on its own.
 
@@ -291,6 +304,9 @@ def pull_connector(
     exhausted, a malformed page) ends this connector's pull: what was committed stays, the
     error is logged and returned as a last entry with ``error`` set, and the caller goes
     on with the other connectors.
+
+    ``worker``: a :class:`~reconciler.validation_worker.ValidationWorker` to read and
+    validate large deliveries in (the caller owns and closes it).
     """
     spec = FEED_SPECS[connector.feed]
     ingestor = Ingestor(spec, profile)
@@ -303,7 +319,7 @@ def pull_connector(
               else connector.deliveries(seen.__contains__))
     results: list[DeliveryStats] = []
     try:
-        _drain(stream, connector, ingestor, begin, clock, seen, results)
+        _drain(stream, connector, ingestor, begin, clock, seen, results, worker)
     finally:
         close = getattr(stream, "close", None)
         if close is not None:  # a generator left mid-way (ingest failed) frees its client
@@ -313,7 +329,8 @@ def pull_connector(
 
 def _drain(stream: Iterator[Delivery], connector: Connector | IncrementalConnector,
            ingestor: Ingestor, begin: Callable[[], Any], clock: Callable[[], datetime],
-           seen: set[str], results: list[DeliveryStats]) -> None:
+           seen: set[str], results: list[DeliveryStats],
+           worker: ValidationWorker | None) -> None:
     while True:
         try:
             delivery = next(stream, None)
@@ -328,9 +345,9 @@ def _drain(stream: Iterator[Delivery], connector: Connector | IncrementalConnect
             break
         if delivery is None:
             break
-        with begin() as conn:
+        with begin() as conn, sqlite_cache(conn, INGEST_CACHE_MIB):
             now = clock()
-            stats = ingestor.ingest(conn, connector.name, delivery, now)
+            stats = ingestor.ingest(conn, connector.name, delivery, now, worker)
             if delivery.cursor is not None:
                 save_cursor(conn, connector.name, delivery.cursor, now)
         seen.add(delivery.content_hash)
@@ -357,3 +374,14 @@ def summarize(stats: Iterable[DeliveryStats]) -> dict[str, dict[str, int]]:
         agg["superseded"] += s.rows_superseded
         agg["quarantined"] += s.rows_quarantined
     return out
+
+
+@contextmanager
+def validation_worker() -> Iterator[ValidationWorker | None]:
+    """A :class:`ValidationWorker` for one pull when the machine has a second core (it
+    only pays where reading and writing can run at once), else None; closed after."""
+    if (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    with ValidationWorker() as worker:
+        yield worker

@@ -34,7 +34,7 @@ from reconciler.config import Settings
 from reconciler.errors import FatalError
 from reconciler.identity.index import PersonIndex
 from reconciler.identity.resolve import IdentityResolver, Resolution
-from reconciler.ingest import DeliveryStats, pull_connector, summarize
+from reconciler.ingest import DeliveryStats, pull_connector, summarize, validation_worker
 from reconciler.metrics import Metrics
 from reconciler.migrate import is_current, upgrade
 from reconciler.notify import Notifier
@@ -54,6 +54,7 @@ from reconciler.storage import (
     person_records,
     runs,
     source_records,
+    sqlite_cache,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ PARTNER_COLUMNS = {
     "payroll": ["employer_id", "period", "basic_wage", "housing_allowance",
                 "other_allowances", "paid_on"],
 }
-ACT_CACHE_MIB = 256  # SQLite page cache while the act writes (see _sqlite_cache)
+ACT_CACHE_MIB = 256  # SQLite page cache while the act writes (see storage.sqlite_cache)
 IDENTITY = ["national_id", "residence_id", "border_number", "passport_number", "invalid_ids",
             "nationality", "name_en", "name_ar", "date_of_birth", "sex"]
 
@@ -161,10 +162,12 @@ class Reconciler:
         progress = progress or Progress(False)
         results: list[DeliveryStats] = []
         profile = self.settings.identity.profile
-        for declared in self.settings.connectors:
-            with progress.stage(f"pull {declared.name}"):
-                connector = build_connector(declared, self.settings.inbox)
-                results.extend(pull_connector(self.engine.begin, connector, profile))
+        with validation_worker() as worker:
+            for declared in self.settings.connectors:
+                with progress.stage(f"pull {declared.name}"):
+                    connector = build_connector(declared, self.settings.inbox)
+                    results.extend(pull_connector(self.engine.begin, connector, profile,
+                                                  worker=worker))
         return results
 
     def reconcile(self, as_of: date, progress: Progress | None = None,
@@ -231,7 +234,7 @@ class Reconciler:
             del records
             gc.collect()
         with progress.stage("act"), self.engine.begin() as conn, \
-                _sqlite_cache(conn, ACT_CACHE_MIB):
+                sqlite_cache(conn, ACT_CACHE_MIB):
             actor = Actor(conn, self.catalogue, self.registry, ident.auto_threshold, as_of, now)
             stats = actor.act(hits, views)
             del actor, views, hits
@@ -649,22 +652,6 @@ def _person_ids(resolution: Resolution, refs: npt.NDArray[Any]) -> npt.NDArray[A
     out = np.empty(len(refs), dtype=object)
     out[:] = list(map(resolution.person_of.get, refs.tolist(), repeat(np.nan)))
     return out
-
-
-@contextmanager
-def _sqlite_cache(conn: Connection, mib: int) -> Iterator[None]:
-    """A page cache of ``mib`` MiB on this SQLite connection while a bulk unit of work
-    writes (SQLite's default is 2 MiB: inserting a million index entries then re-reads
-    pages from the file all the time); no-op elsewhere."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(mib) * 1024}")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
 
 
 def _executemany(conn: Connection, sql: str, rows: Sequence[tuple[str, ...]]) -> None:

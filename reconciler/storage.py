@@ -13,6 +13,8 @@ Each stage owns its tables:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -299,11 +301,22 @@ def insert_columns(conn: Connection, table: Table, columns: list[str],
             for row in zip(*values, strict=True):
                 copy.write_row(row)
         return
+    # a column NULL in every row is left out (its value is NULL all the same), unless the
+    # table gives it a default: feeds fill a dozen of the table's columns, not its 37
+    kept = [j for j, (c, cells) in enumerate(zip(columns, values, strict=True))
+            if _has_default(table.c[c]) or any(v is not None for v in cells)]
+    if len(kept) < len(columns):
+        columns, values = [columns[j] for j in kept], [values[j] for j in kept]
     processed = [_bind(table.c[c].type, conn.dialect, cells)
                  for c, cells in zip(columns, values, strict=True)]
+    names = ", ".join(columns)
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
                          list(zip(*processed, strict=True)))
+
+
+def _has_default(column: Column[Any]) -> bool:
+    return column.default is not None or column.server_default is not None
 
 
 def _bind(kind: TypeEngine[Any], dialect: Dialect, cells: list[Any]) -> list[Any]:
@@ -332,6 +345,18 @@ def _sqlite_adapted(value: Any) -> Any:
     return adapt(value) if adapt is not None else value
 
 
+def _null(_: None) -> None:
+    return None
+
+
+# The sqlite3 driver binds int, float, str and bytes directly but looks None up through
+# its adaptation protocol, which fails twice (``__conform__``, ``__adapt__``) before it
+# binds NULL: 0.75 µs a None, two thirds of the time of inserting a staged row, whose
+# columns are mostly empty. A registered adapter is found at the first lookup. The result
+# is the same NULL.
+sqlite3.register_adapter(type(None), _null)
+
+
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a parent folder that exists."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -349,3 +374,19 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
     return engine
+
+
+@contextmanager
+def sqlite_cache(conn: Connection, mib: int) -> Iterator[None]:
+    """A page cache of ``mib`` MiB on this SQLite connection while a bulk unit of work
+    writes (SQLite's default is 2 MiB: inserting a million index entries then re-reads
+    pages from the file all the time); no-op elsewhere."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(mib) * 1024}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")

@@ -9,7 +9,7 @@ of the product imports this module and the product code is not changed.
 
 Points (``before``: the wrapper blocks before the call; ``after``: once it returned):
 
-* ``chunk:<n>`` — after the n-th chunk of rows was written, with ``ingest.CHUNK`` lowered
+* ``chunk:<n>`` — after the n-th chunk of rows was written, with ``validation_worker.CHUNK`` lowered
   to 1,000 in this process so a delivery spans several chunks: mid-delivery, its
   ``deliveries`` row and some of its rows written, not committed.
 * ``ingest:<n>`` — after ``Ingestor.ingest`` staged the n-th delivery (rows, quarantine,
@@ -33,7 +33,7 @@ MAX_PAUSE_SECONDS = 120  # an orphan (the test died first) exits on its own
 
 
 def arm(point: str) -> None:
-    from reconciler import ingest
+    from reconciler import ingest, validation_worker
     from reconciler.actions import Actor
     from reconciler.pipeline import Reconciler
 
@@ -65,7 +65,7 @@ def arm(point: str) -> None:
         setattr(owner, attr, wrapper)
 
     if name == "chunk":
-        ingest.CHUNK = 1000
+        validation_worker.CHUNK = 1000  # read in this process: the world's files are small
         wrap(ingest.Ingestor, "_chunk", before=False)
     elif name == "ingest":
         wrap(ingest.Ingestor, "ingest", before=False)

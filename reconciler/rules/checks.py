@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from reconciler.identity.normalize import parse_birth_date
@@ -73,11 +74,16 @@ def _ordinals(values: pd.Series) -> np.ndarray:
 
 
 def _by_pair(rows: pd.DataFrame, evidence: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``rows`` (order kept) with ``columns`` of the evidence row of the same (person_id,
-    employer_id) — NaN where there is none: a lookup in a dict keyed by the pair."""
-    wanted = evidence[["person_id", "employer_id", *columns]]
-    return rows[["person_id", "employer_id"]].merge(wanted, how="left",
-                                                    on=["person_id", "employer_id"])
+    """``columns`` of the evidence row of each of ``rows``' (person_id, employer_id), in
+    ``rows``' order — NaN where there is none (what a left merge on the two would give),
+    looked up by the pair's integer code."""
+    found = evidence.set_index("_pair")[columns].reindex(rows["_pair"].to_numpy())
+    return found.reset_index(drop=True)
+
+
+def _has_pair(rows: pd.DataFrame, among: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Whether each of ``rows``' (person_id, employer_id) is one of ``among``'s."""
+    return np.isin(rows["_pair"].to_numpy(), among["_pair"].to_numpy())
 
 
 def _active_engagements(facts: Facts) -> pd.DataFrame:
@@ -91,9 +97,7 @@ def _wrong_employer_pairs(facts: Facts) -> dict[str, tuple[set[str], set[str]]]:
     ev = facts.evidence
     current = ev[ev["current"]]
     active = _active_engagements(facts)
-    working_pairs = pd.MultiIndex.from_arrays([current["person_id"], current["employer_id"]])
-    idle = ~pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]]).isin(
-        working_pairs)
+    idle = ~_has_pair(active, current)
     # only a person with an idle registration and current work somewhere can qualify
     maybe = active["person_id"][idle & active["person_id"].isin(current["person_id"]).to_numpy()]
     if maybe.empty:
@@ -142,13 +146,11 @@ def missing_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     grace = timedelta(days=int(params.get("grace_days", 30)))
     ev = facts.evidence
     active = _active_engagements(facts)
-    registered = pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]])
     cutoff = (facts.as_of - grace).toordinal()
     start_day = _ordinals(ev["started"])
     cand = ev[ev["current"].to_numpy(dtype=bool) & (start_day != _NO_DAY)
               & (start_day < cutoff)]
-    cand = cand[~pd.MultiIndex.from_arrays([cand["person_id"], cand["employer_id"]]).isin(
-        registered)]  # no ACTIVE engagement with E
+    cand = cand[~_has_pair(cand, active)]  # no ACTIVE engagement with E
     hits: list[Hit] = []
     for row in cand.itertuples(index=False):
         started = _d(row.started)
@@ -332,9 +334,14 @@ def _one_per_person(hits: list[Hit]) -> list[Hit]:
 
 def _current_employer(facts: Facts) -> dict[str, str]:
     """The employer a person currently works at: most current sources, then latest start."""
-    ev = facts.evidence[facts.evidence["current"]]
-    ev = ev.sort_values(["current_sources", "employer_id"], ascending=[False, True])
-    return {str(k): str(v) for k, v in ev.groupby("person_id")["employer_id"].first().items()}
+    ev = facts.evidence[facts.evidence["current"].to_numpy(dtype=bool)]
+    # the evidence is in (person, employer) order: a stable sort on (person, most sources)
+    # leaves each person's employers in order, so a person's first row is the one wanted
+    person = ev["_person"].to_numpy()
+    order = np.lexsort((-ev["current_sources"].to_numpy(), person))
+    first = order[np.r_[True, person[order][1:] != person[order][:-1]]] if len(order) else order
+    return {str(k): str(v) for k, v in zip(ev["person_id"].to_numpy()[first],
+                                           ev["employer_id"].to_numpy()[first], strict=True)}
 
 
 @check
@@ -382,8 +389,7 @@ def ghost_registration(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:
     cutoff = facts.as_of - timedelta(days=int(params.get("grace_days", 30)))
     ev = facts.evidence
     active = _active_engagements(facts)
-    seen = pd.MultiIndex.from_arrays([ev["person_id"], ev["employer_id"]])
-    unseen = ~pd.MultiIndex.from_arrays([active["person_id"], active["employer_id"]]).isin(seen)
+    unseen = ~_has_pair(active, ev)
     hits: list[Hit] = []
     for row in active[unseen].itertuples(index=False):
         registered = _d(row.registered_on)

@@ -26,6 +26,8 @@ class Facts:
     contributors: pd.DataFrame
     engagements: pd.DataFrame
     evidence: pd.DataFrame  # one row per (person_id, employer_id) seen in any partner feed
+    # every frame but the contributors has ``_pair``: its (person_id, employer_id) as one
+    # integer, the same in all of them (-1: either missing) — see build_facts
     payroll_periods: list[str]  # every period present in the payroll feed, newest first
     filed: dict[str, frozenset[str]]  # employer -> periods it filed payroll for
 
@@ -37,7 +39,7 @@ def _period_start(period: pd.Series) -> pd.Series:
 def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """datetime64 columns: min/max per group run in C, not per Python object (50x faster).
     The checks read them back as ``datetime.date`` through ``checks._d``."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # new columns replace, never write into, the caller's
     for col in columns:
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
     return frame
@@ -54,15 +56,20 @@ def build_facts(as_of: date, contracts: pd.DataFrame, permits: pd.DataFrame,
     p["current"] = p["status"] == "VALID"
     periods = sorted(set(payroll["period"].dropna()), reverse=True)
     newest = periods[0] if periods else None
-    pay = payroll.copy()
+    pay = payroll.copy(deep=False)
     pay["wage"] = pay["basic_wage"].fillna(0) + pay["housing_allowance"].fillna(0)
     pay["current"] = pay["period"] == newest
     pay["period_start"] = _period_start(pay["period"])
     # One integer per (person, employer) pair, numbered in the pairs' sorted order: every
     # summary groups by it — a sort of integers, not of strings, each time — and the
-    # evidence gets its (person_id, employer_id) index back at the end. -1: no pair.
-    (c_pair, p_pair, pay_pair), people, employers = _pair_codes(c, p, pay)
-    cp, pp, payp = c.assign(_pair=c_pair), p.assign(_pair=p_pair), pay.assign(_pair=pay_pair)
+    # evidence gets its (person_id, employer_id) index back at the end. -1: no pair. The
+    # engagements are numbered with the partner records, and every frame and the evidence
+    # keep their ``_pair`` column: the checks match registrations to evidence on it.
+    (c_pair, p_pair, pay_pair, e_pair), people, employers = _pair_codes(c, p, pay,
+                                                                       engagements)
+    c["_pair"], p["_pair"], pay["_pair"] = c_pair, p_pair, pay_pair
+    engagements = engagements.assign(_pair=e_pair)
+    cp, pp, payp = c, p, pay
 
     def paired(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame["_pair"].to_numpy() >= 0]
@@ -125,6 +132,7 @@ def build_facts(as_of: date, contracts: pd.DataFrame, permits: pd.DataFrame,
     ev.index = pd.MultiIndex.from_arrays(
         [people.take(codes // width), employers.take(codes % width)],
         names=["person_id", "employer_id"])
+    ev["_pair"], ev["_person"] = codes, codes // width  # the person's rank: sorted order
     return Facts(as_of=as_of, contracts=c, permits=p, payroll=pay, contributors=contributors,
                  engagements=engagements, evidence=ev.reset_index(), payroll_periods=periods,
                  filed=filed)

@@ -7,7 +7,7 @@ Each stage owns its tables:
   ``cursors``;
 * registry (embedded gateway) — ``registrations`` (contributors and engagements it created);
 * identity — ``person_records`` (which person each record belongs to);
-* actions — ``findings``, ``finding_history``, ``audit_log``, ``outbox``, ``runs``, ``leases``.
+* actions — ``findings``, ``finding_history``, ``audit_log``, ``outbox``, ``runs``.
 """
 
 from __future__ import annotations
@@ -224,13 +224,6 @@ runs = Table(
     Column("as_of", Date, nullable=False),
     Column("status", String(16), nullable=False),
     Column("stats", JSON),
-)
-
-leases = Table(
-    "leases", metadata,
-    Column("name", String(64), primary_key=True),
-    Column("holder", String(128), nullable=False),
-    Column("expires_at", TZ, nullable=False),
 )
 
 # The scheduler (``reconciler/lease.py``, ``reconciler/daemon.py``): the lease that makes one

@@ -183,36 +183,30 @@ class EmbeddedRegistry:
     def engagements(self, conn: Connection, strings: dict[Any, Any] | None = None
                     ) -> pd.DataFrame:
         """``strings``: see :func:`read_frame`."""
-        cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
-        snap = _frame(conn, "engagements", [*cols, "record_key"], strings=strings).rename(
-            columns={"record_key": "engagement_id"})
-        snap["registered_by"] = "employer"
-        own = self._own(conn, "engagement")
-        if not own.empty:
-            own = own[~own["engagement_id"].isin(snap["engagement_id"])]
-            own["registered_by"] = "reconciler"
-            for col in ("start_date", "end_date", "registered_on"):
-                own[col] = own[col].map(lambda v: date.fromisoformat(v) if v else None)
-        frames = [f for f in (snap, own) if not f.empty]
-        if not frames:
-            return pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
-        result = pd.concat(frames, ignore_index=True).reindex(columns=ENGAGEMENT_COLUMNS)
-        return self._apply_corrections(conn, result)
+        return self._engagements(conn, None, strings)
 
     def engagements_of(self, conn: Connection, contributor_ids: list[str]) -> pd.DataFrame:
         merges = self._merges(conn)
         wanted = set(contributor_ids)
         wanted |= {m for m, survivor in merges.items() if survivor in wanted}
         wanted |= {merges[c] for c in list(wanted) if c in merges}
+        return self._engagements(conn, wanted)
+
+    def _engagements(self, conn: Connection, wanted: set[str] | None,
+                     strings: dict[Any, Any] | None = None) -> pd.DataFrame:
+        """The snapshot's engagements and our own registrations (a later snapshot row with
+        the same id wins), corrections applied; only ``wanted`` contributors' if given."""
         cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
-        snap = _frame(conn, "engagements", [*cols, "record_key"],
-                      source_records.c.contributor_id.in_(sorted(wanted))).rename(
-            columns={"record_key": "engagement_id"})
+        where = () if wanted is None else (source_records.c.contributor_id.in_(sorted(wanted)),)
+        snap = _frame(conn, "engagements", [*cols, "record_key"], *where,
+                      strings=strings).rename(columns={"record_key": "engagement_id"})
         snap["registered_by"] = "employer"
         own = self._own(conn, "engagement")
         if not own.empty:
-            own = own[own["contributor_id"].isin(wanted)
-                      & ~own["engagement_id"].isin(snap["engagement_id"])]
+            keep = ~own["engagement_id"].isin(snap["engagement_id"])
+            if wanted is not None:
+                keep &= own["contributor_id"].isin(wanted)
+            own = own[keep]
             own["registered_by"] = "reconciler"
             for col in ("start_date", "end_date", "registered_on"):
                 own[col] = own[col].map(lambda v: date.fromisoformat(v) if v else None)

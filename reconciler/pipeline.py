@@ -436,7 +436,7 @@ def _partner_frame(conn: Connection, feed: str, columns: list[str],
     frame = read_frame(conn, select(*[table.c[c] for c in cols])
                        .where(table.c.feed == feed, table.c.is_current)
                        .order_by(table.c.id), distinct=("record_key",), strings=strings
-                       ).rename(columns={"record_key": "key"})
+                       ).rename(columns={"record_key": "key"}, copy=False)
     for col in ("basic_wage", "housing_allowance", "other_allowances"):
         if col in frame:
             frame[col] = pd.to_numeric(frame[col])

@@ -168,7 +168,7 @@ class EmbeddedRegistry:
         cols = [c for c in CONTRIBUTOR_COLUMNS if c != "source"]
         snap = _frame(conn, "contributors", [*cols[1:], "record_key"],
                       strings=strings).rename(
-            columns={"record_key": "contributor_id"})
+            columns={"record_key": "contributor_id"}, copy=False)
         snap["source"] = "snapshot"
         own = self._own(conn, "contributor")
         if not own.empty:
@@ -199,7 +199,8 @@ class EmbeddedRegistry:
         cols = [c for c in ENGAGEMENT_COLUMNS if c not in ("engagement_id", "registered_by")]
         where = () if wanted is None else (source_records.c.contributor_id.in_(sorted(wanted)),)
         snap = _frame(conn, "engagements", [*cols, "record_key"], *where,
-                      strings=strings).rename(columns={"record_key": "engagement_id"})
+                      strings=strings).rename(columns={"record_key": "engagement_id"},
+                                             copy=False)
         snap["registered_by"] = "employer"
         own = self._own(conn, "engagement")
         if not own.empty:

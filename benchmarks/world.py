@@ -51,7 +51,8 @@ def main() -> None:
                             text=True, check=True).stdout
     result = evaluate([json.loads(line) for line in export.splitlines()], truth)
     print(result.format_table())
-    print(json.dumps(report["timings"], indent=1))
+    print(json.dumps({stage: {"seconds": seconds, "peak_mib": report["peak_mib"].get(stage)}
+                      for stage, seconds in report["timings"].items()}, indent=1))
     per_rule = " ".join(f"{r.split('_')[0][:5]} {s.f1:.3f}" for r, s in result.rules.items())
     print(f"| {platform.machine()}, {os.cpu_count()} cores | {args.workers:,} workers "
           f"({report['identity']['records']:,} records) | generate {generated:.0f} s; "

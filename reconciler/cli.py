@@ -70,7 +70,8 @@ def run(ctx: click.Context, once: bool) -> None:
         click.echo(json.dumps({"as_of": report.as_of.isoformat(), "ingest": report.ingest,
                                "identity": report.identity, "findings": report.findings,
                                "notifications": report.notifications,
-                               "outbox": report.outbox, "timings": report.timings},
+                               "outbox": report.outbox, "timings": report.timings,
+                               "peak_mib": report.peak_mib},
                               indent=2))
         return
     from reconciler.daemon import run_daemon

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
 import time
@@ -73,12 +74,15 @@ IDENTITY = ["national_id", "residence_id", "border_number", "passport_number", "
 
 
 class Progress:
-    """Stage lines on standard error: what is running and how long each stage took."""
+    """Stage lines on standard error: what is running, how long each stage took, and the
+    process's peak resident memory when it ended (``peak_mib``: a high-water mark, so the
+    stage where it first reaches the run's peak is the one that set it)."""
 
     def __init__(self, enabled: bool | None = None,
                  heartbeat: Callable[[str], None] | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.timings: dict[str, float] = {}
+        self.peak_mib: dict[str, int] = {}
         self.heartbeat = heartbeat  # called as each stage starts (the run's sign of life)
 
     @contextmanager
@@ -91,8 +95,11 @@ class Progress:
         yield
         took = time.perf_counter() - start
         self.timings[name] = round(took, 3)
+        # ru_maxrss is in KiB on Linux; the process's own, not its workers'
+        self.peak_mib[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         if self.enabled:
-            print(f"✓ {name} ({took:.1f}s)", file=sys.stderr, flush=True)
+            print(f"✓ {name} ({took:.1f}s, peak {self.peak_mib[name]:,} MiB)",
+                  file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -104,6 +111,7 @@ class RunReport:
     notifications: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_mib: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,6 +271,7 @@ class Reconciler:
             with progress.stage("publish events"):
                 report.outbox = self.flush_outbox()
             report.timings = progress.timings
+            report.peak_mib = progress.peak_mib
             if self.metrics is not None:
                 for delivery in pulled:
                     self.metrics.observe_delivery(delivery)
@@ -273,7 +282,7 @@ class Reconciler:
             progress.heartbeat = None
             if status == "failed" and self.metrics is not None:
                 self.metrics.observe_run_failed()
-            run.finish(status, {"timings": progress.timings})
+            run.finish(status, {"timings": progress.timings, "peak_mib": progress.peak_mib})
 
 
 # -- the runs table ----------------------------------------------------------------------------

@@ -445,3 +445,14 @@ def test_run_once_marks_a_killed_run_abandoned(app: Reconciler) -> None:
     assert [(r.id, r.status) for r in rows] == [(killed, "abandoned"),
                                                 (killed + 1, "succeeded")]
     assert set(rows[-1].stats["timings"]) >= {"load", "act"}
+
+
+def test_run_once_reports_each_stage_time_and_peak_memory(app: Reconciler) -> None:
+    """The run's report and its runs row say, per stage, how long it took and the process's
+    peak resident memory when it ended — a high-water mark, so it never falls, and the
+    stage where it reaches the run's peak is the one that set it (benchmarks/README.md)."""
+    report = app.run_once()
+    assert list(report.peak_mib) == list(report.timings)
+    peaks = list(report.peak_mib.values())
+    assert peaks[0] > 0 and peaks == sorted(peaks)
+    assert _runs(app.engine)[-1].stats["peak_mib"] == report.peak_mib

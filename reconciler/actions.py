@@ -53,6 +53,10 @@ class PersonView:
     worker: dict[str, Any]
     contributor_ids: list[str]
     identity: dict[str, Any]  # fields for a new contributor
+    # registry records of *other* persons carrying one of this person's identifiers (kind,
+    # value, contributor id): the resolver kept them apart, but a registration here could
+    # duplicate somebody already registered — never automatic (see registry_claims)
+    claimed_by: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -139,7 +143,50 @@ def person_views(records: pd.DataFrame, persons: Mapping[str, Person],
         person_identity = {kind: worker[kind] for kind in ID_KINDS} | {
             c: identity[c][g] for c in IDENTITY_FIELDS}
         views[str(pid)] = PersonView(persons[str(pid)], worker, own, person_identity)
+    for pid, claims in registry_claims(records, wanted).items():
+        if pid in views:
+            views[pid].claimed_by = claims
     return views
+
+
+def registry_claims(records: pd.DataFrame,
+                    wanted: set[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """Per wanted person, the registry records of other persons that carry one of its
+    identifier values (same kind, same text, valid or not): ``(kind, value, contributor
+    id)``, sorted.
+
+    The resolver may rightly keep such records apart — a passport reissued to somebody
+    else, a typo landing on another's number — or wrongly, when names and dates disagree
+    more than the model allows (found at a million generated workers: a registry record
+    with the worker's passport, the name in the other order and the birth year mistyped
+    scored below the review band, and the worker was registered a second time). Either
+    way registering the person is an officer's call: the auto-registration policy
+    refuses, and the finding shows the records."""
+    if "person_id" not in records or not wanted:
+        return {}
+    person = column_values(records["person_id"])
+    registry = column_values(records["feed"]) == "contributors"
+    mine = records["person_id"].isin(wanted).to_numpy()
+    keys = column_values(records["key"])
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for kind in ID_KINDS:
+        if kind not in records:
+            continue
+        values = column_values(records[kind])
+        present = _present_mask(values)
+        held = pd.DataFrame({"value": values[present & registry],
+                             "holder": person[present & registry],
+                             "contributor": keys[present & registry]})
+        if held.empty:
+            continue
+        asked = pd.DataFrame({"value": values[present & mine], "person": person[present & mine]}
+                             ).drop_duplicates()
+        both = asked.merge(held, on="value")
+        both = both[both["person"] != both["holder"]]
+        for pid, value, contributor in zip(both["person"].tolist(), both["value"].tolist(),
+                                           both["contributor"].tolist(), strict=True):
+            found.setdefault(str(pid), set()).add((kind, str(value), str(contributor)))
+    return {pid: sorted(claims) for pid, claims in found.items()}
 
 
 def column_values(series: pd.Series) -> Any:
@@ -201,6 +248,8 @@ class Actor:
             return None
         if len(view.contributor_ids) > 1:
             return None  # a duplicate group: which record to register on is an officer's call
+        if view.claimed_by:
+            return None  # another person's registry record carries one of its identifiers
         wage = hit.details.get("evidence_wage")
         started = date.fromisoformat(hit.details["employment_started"])
         request = RegistrationRequest(
@@ -423,6 +472,10 @@ def identity_details(view: PersonView) -> dict[str, Any]:
                          "probability": round(link.probability, 6),
                          "weights": dict(link.weights), "explanation": link.explain()}
                         for link in links[:10]]
+    if view.claimed_by:
+        out["identifiers_on_other_registry_records"] = [
+            {"kind": kind, "value": value, "contributor_id": contributor}
+            for kind, value, contributor in view.claimed_by[:10]]
     return out
 
 

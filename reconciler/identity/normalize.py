@@ -32,7 +32,7 @@ Names
    * the South-Asian infix articles ``ul ur us un uz ut ud`` are attached to the *previous*
      token (``Nur ul Islam`` = ``Nurul Islam``, ``Habib-ur-Rahman`` = ``Habibur Rahman``),
      the spelling those sources use when they join; ``ud/ed + din`` becomes ``uddin``.
-   * Latin particles ``de del dela della delos delas van von da dos das`` (followed by
+   * Latin particles ``de del dela della delos delas van von da dos`` (followed by
      ``la los las le der den …``) are joined with the next token
      (``De La Cruz`` = ``Dela Cruz`` = ``DELACRUZ``).
 
@@ -285,11 +285,17 @@ _SUN_ARTICLES: Final = {"ar": "r", "as": "s", "at": "t", "az": "z", "ad": "d",
 _D_FORWARD: Final = frozenset({"ud", "ed"})
 _DIN_FORMS: Final = frozenset({"din", "deen", "dine", "dien", "diin"})
 _U_BACKWARD: Final = frozenset({"ul", "ur", "us", "un", "uz", "ut", "ush", "ud"})
+#: Latin particles joined to the name after them (``De La Cruz`` -> ``delacruz``). Not
+#: ``das``: the Portuguese particle (``Maria das Dores``) is rare among the workers this
+#: serves, while Das is one of the commonest Indian and Bangladeshi family names — taken
+#: for a particle it was dropped at the end of a name (``Vijai Das`` -> ``vijai``) and
+#: glued to the next at the start (``Das Vijai`` -> ``dasvijai``), so a registry record
+#: kept in the other name order stopped linking.
 _LATIN_LEAD: Final = frozenset({
-    "de", "del", "dela", "della", "delos", "delas", "van", "von", "da", "dos", "das",
+    "de", "del", "dela", "della", "delos", "delas", "van", "von", "da", "dos",
 })
 _LATIN_FOLLOW: Final = frozenset({
-    "la", "las", "los", "le", "der", "den", "de", "da", "del", "di", "dos", "das", "het", "lo",
+    "la", "las", "los", "le", "der", "den", "de", "da", "del", "di", "dos", "het", "lo",
 })
 #: Any token that can make the pass join or drop something.
 _SPECIAL: Final = (

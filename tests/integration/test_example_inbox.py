@@ -152,3 +152,24 @@ def test_every_decision_is_in_a_verifiable_audit_chain(env: dict[str, str]) -> N
     tampered = CliRunner().invoke(main, ["audit", "verify"])
     assert tampered.exit_code == 1
     assert "edited?" in tampered.output
+
+
+def test_no_auto_registration_when_another_registry_record_has_the_passport(
+        env: dict[str, str], example_inbox: Path) -> None:
+    """Maria's passport P4410932 also stands on a registry record of somebody the resolver
+    keeps apart (another name, birth date and nationality: nothing else agrees). She may
+    be that person under a record gone wrong, or the passport a typo; registering her
+    automatically could register one worker twice, so an officer decides and sees the
+    record. (Found at a million generated workers, where such a pair was registered twice.)"""
+    contributors = example_inbox / "registry" / "contributors.csv"
+    with contributors.open("a", encoding="utf-8") as out:
+        out.write("K000000104,,,,P4410932,EGY,Ahmed Samir Fathy,,1971-02-09,M\n")
+    cli("db", "upgrade")
+    cli("run", "--once")
+    maria = next(f for f in export() if f["rule"] == "missing_registration")
+    assert maria["employer_id"] == "7000000025"
+    assert maria["action"] == "review" and maria["status"] == "open"
+    assert maria["worker"]["contributor_id"] is None  # nothing was registered for her
+    assert maria["details"]["identifiers_on_other_registry_records"] == [
+        {"kind": "passport_number", "value": "P4410932", "contributor_id": "K000000104"}]
+    assert counts(env["RECONCILER_DATABASE_URL"])["registrations"] == 0

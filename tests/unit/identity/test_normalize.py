@@ -146,6 +146,14 @@ def test_particles_bin_ibn_bint_are_dropped_before_a_name() -> None:
     assert name_tokens("Li Bin") == ("li", "bin")
 
 
+def test_das_is_a_family_name_not_a_particle() -> None:
+    # Found at a million generated workers: a registry record kept as "Das Vijai" did not
+    # link to "Vijai Das" because "das" was read as the Portuguese particle.
+    assert name_tokens("Vijai Das") == ("vijai", "das")
+    assert sim("Vijai Das", "Das Vijai") == 1.0
+    assert sim("Vijai Das", "Vijai") < 0.9  # the family name counts
+
+
 def test_name_tokens_drops_leftover_particles_and_titles() -> None:
     assert name_tokens(None) == ()
     assert name_tokens("Dr. Ahmed Ali") == name_tokens("Ahmed Ali")

@@ -8,12 +8,13 @@ Every problem is reported at once, each with the file, the key and what was expe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +23,9 @@ from sqlalchemy.engine import make_url
 from reconciler.contract import FEED_SPECS
 from reconciler.errors import ConfigError
 from reconciler.identity.identifiers import IdentifierProfile
+
+if TYPE_CHECKING:
+    from reconciler.identity.resolve import WeightTable
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 FEEDS = ("contracts", "permits", "payroll", "employers", "contributors", "engagements")
@@ -177,6 +181,9 @@ class IdentitySettings(_Strict):
     auto_threshold: float = Field(default=0.99, gt=0, lt=1)
     review_threshold: float = Field(default=0.80, gt=0, lt=1)
     max_block_size: int = Field(default=200, ge=2)
+    # a weight table estimated from the data (``python -m reconciler.identity.training -o
+    # FILE``), relative to the config file's folder; unset: the hand-set weights
+    weights_file: Path | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> IdentitySettings:
@@ -311,6 +318,26 @@ class Settings(_Strict):
     def rules_path(self) -> Path:
         path = self.rules_file
         return path if path.is_absolute() else self.config_dir / path
+
+    def identity_weights(self) -> WeightTable | None:
+        """The weight table ``identity.weights_file`` names, read and checked; None for the
+        hand-set weights. Raises ValueError naming the file and what is wrong."""
+        path = self.identity.weights_file
+        if path is None:
+            return None
+        path = path if path.is_absolute() else self.config_dir / path
+        from reconciler.identity.resolve import WeightTable
+
+        try:
+            return WeightTable.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"identity.weights_file {path}: {exc!r}; write one with "
+                             "python -m reconciler.identity.training -o FILE") from exc
+
+    @model_validator(mode="after")
+    def _weights_readable(self) -> Settings:
+        self.identity_weights()
+        return self
 
     def today(self) -> date:
         """The as-of date: ``RECONCILER_AS_OF`` for replays and tests, otherwise today (UTC)."""

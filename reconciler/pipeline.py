@@ -205,7 +205,8 @@ class Reconciler:
         with progress.stage("resolve identities"):
             ident = self.settings.identity
             resolver = IdentityResolver(ident.auto_threshold, ident.review_threshold,
-                                        ident.max_block_size)
+                                        ident.max_block_size,
+                                        weights=self.settings.identity_weights())
             if incremental:
                 if self.index is None:
                     self.index = PersonIndex(resolver, person_of=dict(previous))

@@ -173,3 +173,39 @@ def test_no_auto_registration_when_another_registry_record_has_the_passport(
     assert maria["details"]["identifiers_on_other_registry_records"] == [
         {"kind": "passport_number", "value": "P4410932", "contributor_id": "K000000104"}]
     assert counts(env["RECONCILER_DATABASE_URL"])["registrations"] == 0
+
+
+def _config_with_weights(tmp_path: Path, table: dict) -> Path:
+    (tmp_path / "model.json").write_text(json.dumps(table), encoding="utf-8")
+    config = tmp_path / "reconciler.yaml"
+    rules = Path(__file__).resolve().parents[2] / "config" / "rules.yaml"
+    config.write_text(f"rules_file: {rules}\nidentity:\n  weights_file: model.json\n",
+                      encoding="utf-8")
+    return config
+
+
+def test_a_weight_table_from_training_drives_the_run(
+        env: dict[str, str], tmp_path: Path, monkeypatch) -> None:
+    """``identity.weights_file`` replaces the hand-set weights. Imran's registry record is
+    tied to his contract by the passport alone (no residence ID on it); a table in which
+    a shared passport weighs nothing leaves the record apart, so he is no longer
+    under-declared but missing, and the record left alone is an engagement nobody works
+    at (a ghost) — the run read the table."""
+    from reconciler.identity.resolve import MatchWeights, WeightTable
+
+    table = WeightTable.from_match_weights(MatchWeights()).to_json()
+    table["weights"]["passport:same"] = 0.0
+    monkeypatch.setenv("RECONCILER_CONFIG", str(_config_with_weights(tmp_path, table)))
+    cli("db", "upgrade")
+    cli("run", "--once")
+    imran = [f for f in export() if f["worker"].get("name_en", "").endswith("Imran Khan")]
+    assert {f["rule"] for f in imran} == {"missing_registration", "ghost_registration"}
+
+
+def test_an_unreadable_weight_table_is_refused_naming_the_file(
+        env: dict[str, str], tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RECONCILER_CONFIG", str(_config_with_weights(
+        tmp_path, {"prior": -9, "weights": {"name:nearly": 3.0}})))
+    result = CliRunner().invoke(main, ["config", "check"])
+    assert result.exit_code != 0
+    assert "model.json" in result.output and "name:nearly" in result.output

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -34,7 +35,7 @@ from reconciler.bus.relay import OutboxRelay, RelayResult, outbox_status
 from reconciler.config import Settings
 from reconciler.errors import FatalError
 from reconciler.identity.index import PersonIndex
-from reconciler.identity.resolve import IdentityResolver, Resolution
+from reconciler.identity.resolve import IdentityResolver, Resolution, WeightTable
 from reconciler.ingest import DeliveryStats, pull_connector, summarize, validation_worker
 from reconciler.metrics import Metrics
 from reconciler.migrate import is_current, upgrade
@@ -136,6 +137,11 @@ class Reconciler:
         return cls(settings, engine, registry or EmbeddedRegistry(),
                    load_catalogue(settings.rules_path))
 
+    @cached_property
+    def weights(self) -> WeightTable | None:
+        """``identity.weights_file`` read once for this deployment (None: hand-set)."""
+        return self.settings.identity_weights()
+
     def notifier(self) -> Notifier:
         return Notifier(self.engine, self.settings.notify)
 
@@ -206,7 +212,7 @@ class Reconciler:
             ident = self.settings.identity
             resolver = IdentityResolver(ident.auto_threshold, ident.review_threshold,
                                         ident.max_block_size,
-                                        weights=self.settings.identity_weights())
+                                        weights=self.weights)
             if incremental:
                 if self.index is None:
                     self.index = PersonIndex(resolver, person_of=dict(previous))
